@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * xfp's fast path: the inbound MAC layer as an XDP program and the outbound
+ * MAC layer as a TC egress program, both running xfp_classify().
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <xdp/xdp_helpers.h>
+#include "xfp_classify.h"
+
+/* libxdp's run configuration: priority and the actions that chain on. */
+struct {
+	__uint(priority, 10);
+	__uint(XDP_PASS, 1);
+} XDP_RUN_CONFIG(xfp_inbound);
+
+SEC("xdp")
+int xfp_inbound(struct xdp_md *ctx)
+{
+	const __u8 *data = (const __u8 *)(long)ctx->data;
+	const __u8 *end = (const __u8 *)(long)ctx->data_end;
+	__u8 v = xfp_classify(data, end, (__u32)(end - data), ctx->ingress_ifindex,
+			      XFP_LAYER_INBOUND);
+
+	return v == XFP_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
+}
+
+SEC("tc")
+int xfp_outbound(struct __sk_buff *skb)
+{
+	const __u8 *data, *end;
+	__u32 want = skb->len < 64 ? skb->len : 64;
+	__u8 v;
+
+	/* Headers may sit in paged data; the classifier reads at most 64 bytes. */
+	if ((long)skb->data_end - (long)skb->data < want)
+		bpf_skb_pull_data(skb, want);
+	data = (const __u8 *)(long)skb->data;
+	end = (const __u8 *)(long)skb->data_end;
+	v = xfp_classify(data, end, skb->len, skb->ifindex, XFP_LAYER_OUTBOUND);
+	return v == XFP_ACTION_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The classification pipeline shared by the XDP and TC programs:
+ * parse -> tuple-space search over the active bank -> WFP arbitration
+ * -> counters. Cost per frame depends on the number of condition shapes
+ * (tuples) of the layer, never on the number of filters.
+ */
+#ifndef XFP_CLASSIFY_H
+#define XFP_CLASSIFY_H
+
+#include "xfp_maps.h"
+#include "xfp/frame_parse.h"
+#include "xfp/arbitration.h"
+
+struct xfp_key_words {
+	__u64 w[sizeof(struct xfp_fields) / 8];
+};
+
+static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
+{
+	struct xfp_filter_counter *c = bpf_map_lookup_elem(&xfp_fcnt_v1, &slot);
+
+	if (c) {
+		c->frames++;
+		c->bytes += bytes;
+	}
+}
+
+/* Returns XFP_ACTION_PERMIT or XFP_ACTION_BLOCK. */
+static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u32 wire_len,
+					 __u32 ifindex, __u8 layer)
+{
+	__u32 zero = 0, idx, lidx = layer;
+	struct xfp_config *cfg;
+	struct xfp_set_header *hdr;
+	struct xfp_layer_counters *lc;
+	struct xfp_iface *ifc;
+	struct xfp_fields f = {};
+	struct xfp_key_words key;
+	struct xfp_match best[XFP_MAX_SUBLAYERS];
+	struct xfp_arbitration arb;
+	__u32 bank, ntuples, nsub, t, s;
+	__u8 verdict;
+
+	cfg = bpf_map_lookup_elem(&xfp_cfg_v1, &zero);
+	lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &lidx);
+	if (!cfg || !lc)
+		return XFP_ACTION_PERMIT;
+	/* One read of the bank: this frame sees that compiled set only. */
+	bank = cfg->active_bank & 1;
+
+	f.ifindex = ifindex;
+	ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &ifindex);
+	if (ifc) {
+		xfp_copy_mac(f.iface_mac, ifc->mac);
+		f.compartment = ifc->compartment;
+	}
+	xfp_parse_frame(data, end, wire_len, layer, &f);
+
+	lc->c[XFP_CNT_FRAMES]++;
+	lc->c[XFP_CNT_BYTES] += wire_len;
+	if (f.l2_flags & XFP_L2_MALFORMED)
+		lc->c[XFP_CNT_MALFORMED]++;
+
+	idx = bank * XFP_LAYER_COUNT + layer;
+	hdr = bpf_map_lookup_elem(&xfp_hdr_v1, &idx);
+	if (!hdr)
+		return XFP_ACTION_PERMIT;
+	ntuples = hdr->ntuples;
+	nsub = hdr->nsublayers;
+
+	for (s = 0; s < XFP_MAX_SUBLAYERS; s++)
+		best[s].rank = XFP_RANK_NONE;
+
+	for (t = 0; t < XFP_MAX_TUPLES && t < ntuples; t++) {
+		const struct xfp_key_words *fw = (const void *)&f;
+		const struct xfp_key_words *mw;
+		struct xfp_tuple *tup;
+		struct xfp_entry *e;
+		__u32 tidx = idx * XFP_MAX_TUPLES + t;
+
+		tup = bpf_map_lookup_elem(&xfp_tuples_v1, &tidx);
+		if (!tup)
+			break;
+		mw = (const void *)&tup->mask;
+		key.w[0] = fw->w[0] & mw->w[0];
+		key.w[1] = fw->w[1] & mw->w[1];
+		key.w[2] = fw->w[2] & mw->w[2];
+		key.w[3] = fw->w[3] & mw->w[3];
+		key.w[4] = fw->w[4] & mw->w[4];
+		((struct xfp_fields *)&key)->layer = layer;
+		((struct xfp_fields *)&key)->tuple = (__u8)(t | (bank ? XFP_TUPLE_BANK_BIT : 0));
+		e = bpf_map_lookup_elem(&xfp_entries_v1, &key);
+		if (!e)
+			continue;
+		for (s = 0; s < XFP_MAX_SUBLAYERS; s++)
+			if (e->best[s].rank < best[s].rank)
+				best[s] = e->best[s];
+	}
+
+	xfp_arbitration_init(&arb);
+	for (s = 0; s < XFP_MAX_SUBLAYERS && s < nsub; s++) {
+		__u8 action, hard;
+
+		if (best[s].rank == XFP_RANK_NONE)
+			continue;
+		xfp_count_filter(best[s].slot, wire_len);
+		action = xfp_match_fail_decision(&best[s], &hard);
+		if (best[s].flags & XFP_MATCH_CALLOUT)
+			lc->c[XFP_CNT_CALLOUT_FAIL]++;
+		xfp_arbitration_step(&arb, action, hard, 0, best[s].slot);
+		if (arb.final)
+			break;
+	}
+
+	if (arb.action == XFP_ACTION_NONE) {
+		lc->c[XFP_CNT_DEFAULT]++;
+		verdict = cfg->default_action[layer & 1] == XFP_ACTION_BLOCK ? XFP_ACTION_BLOCK
+									     : XFP_ACTION_PERMIT;
+	} else {
+		verdict = arb.action;
+	}
+	lc->c[verdict == XFP_ACTION_BLOCK ? XFP_CNT_BLOCK : XFP_CNT_PERMIT]++;
+	return verdict;
+}
+
+#endif /* XFP_CLASSIFY_H */

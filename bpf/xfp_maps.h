@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The fast path's maps. Names carry the ABI version (_v1): a layout change
+ * makes new maps rather than reinterpreting old pinned ones.
+ */
+#ifndef XFP_MAPS_H
+#define XFP_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xfp/abi.h"
+
+/* Active bank and per-layer default actions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xfp_config);
+} xfp_cfg_v1 SEC(".maps");
+
+/* [bank][layer]: tuple count and sublayer count of the compiled set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT);
+	__type(key, __u32);
+	__type(value, struct xfp_set_header);
+} xfp_hdr_v1 SEC(".maps");
+
+/* [bank][layer][tuple]: the masks of each condition shape. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_MAX_TUPLES);
+	__type(key, __u32);
+	__type(value, struct xfp_tuple);
+} xfp_tuples_v1 SEC(".maps");
+
+/*
+ * Masked keys of both banks (the bank is a bit of xfp_fields.tuple).
+ * Not preallocated: memory follows the installed set. max_entries is set
+ * by user space before load (--max-entries).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xfp_fields);
+	__type(value, struct xfp_entry);
+} xfp_entries_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct xfp_iface);
+} xfp_ifaces_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XFP_MAX_FILTERS);
+	__type(key, __u32);
+	__type(value, struct xfp_filter_counter);
+} xfp_fcnt_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XFP_LAYER_COUNT);
+	__type(key, __u32);
+	__type(value, struct xfp_layer_counters);
+} xfp_lcnt_v1 SEC(".maps");
+
+#endif /* XFP_MAPS_H */

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * xfp kernel/user ABI: the one definition of every value that crosses the
+ * BPF boundary (map keys and values, enums, limits). Included by the BPF C
+ * programs and by the C++ runtime; there is no second copy.
+ *
+ * Rules for editing (see docs/ARCHITECTURE.md, "ABI"):
+ *  - fixed-width types, explicit padding, no pointers, no bitfields;
+ *  - enums are append-only; a layout change bumps XFP_ABI_VERSION and the
+ *    version suffix in the map names (bpf/xfp_maps.h);
+ *  - every struct has its size checked below (C11/C++ static_assert).
+ */
+#ifndef XFP_ABI_H
+#define XFP_ABI_H
+
+#ifdef __BPF__
+#include <linux/types.h>
+#else
+#include <linux/types.h>
+#include <stddef.h>
+#endif
+
+#define XFP_ABI_VERSION 1
+
+/* Limits of the compiled filter set. */
+#define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer */
+#define XFP_MAX_SUBLAYERS 8   /* sublayers that hold filters, per layer */
+#define XFP_MAX_FILTERS 262144 /* counter slots, one per installed filter */
+#define XFP_BANKS 2           /* double-buffered compiled sets */
+#define XFP_RANK_NONE 0xffffffffu
+#define XFP_TUPLE_BANK_BIT 0x80 /* xfp_fields.tuple: high bit = bank */
+
+/* Layers: WFP's MAC-frame layers. */
+enum xfp_layer {
+	XFP_LAYER_INBOUND = 0,  /* INBOUND_MAC_FRAME_ETHERNET: XDP */
+	XFP_LAYER_OUTBOUND = 1, /* OUTBOUND_MAC_FRAME_ETHERNET: TC egress */
+	XFP_LAYER_COUNT = 2,
+};
+
+/* Filter actions (FWP_ACTION_*). Append-only. */
+enum xfp_action {
+	XFP_ACTION_NONE = 0, /* no filter decided */
+	XFP_ACTION_PERMIT = 1,
+	XFP_ACTION_BLOCK = 2,
+	XFP_ACTION_CALLOUT_TERMINATING = 3, /* callout returns permit or block */
+	XFP_ACTION_CALLOUT_INSPECTION = 4,  /* callout may only continue */
+	XFP_ACTION_CALLOUT_UNKNOWN = 5,     /* callout returns any */
+	XFP_ACTION_CONTINUE = 6,            /* a callout's "no opinion" */
+};
+
+/* Filter flags (FWPM_FILTER_FLAG_*). Append-only. */
+enum xfp_filter_flag {
+	XFP_FILTER_CLEAR_ACTION_RIGHT = 1u << 0,
+	XFP_FILTER_PERMIT_IF_CALLOUT_UNREGISTERED = 1u << 1,
+	XFP_FILTER_DISABLED = 1u << 2,
+	XFP_FILTER_PERSISTENT = 1u << 3,
+	XFP_FILTER_KNOWN_FLAGS = (1u << 4) - 1,
+};
+
+/* L2 flags field (FWP_CONDITION_L2_*). Append-only. */
+enum xfp_l2_flag {
+	XFP_L2_MALFORMED = 1u << 0,       /* runt, truncated tag or header */
+	XFP_L2_VLAN_TAGGED = 1u << 1,     /* at least one 802.1Q/802.1ad tag */
+	XFP_L2_QINQ = 1u << 2,            /* two tags (802.1ad outer) */
+	XFP_L2_LLC = 1u << 3,             /* 802.3 length field, not EtherType */
+	XFP_L2_IP_FRAGMENT = 1u << 4,     /* IPv4 fragment (MF or offset) */
+	XFP_L2_NATIVE_ETHERNET = 1u << 5, /* always set: Ethernet framing */
+	XFP_L2_TAG_STACK_DEEP = 1u << 6,  /* more than two tags */
+	XFP_L2_KNOWN_FLAGS = (1u << 7) - 1,
+};
+
+/* DL_ADDRESS_TYPE. */
+enum xfp_addr_type {
+	XFP_ADDR_UNICAST = 0,
+	XFP_ADDR_MULTICAST = 1,
+	XFP_ADDR_BROADCAST = 2,
+};
+
+/*
+ * The classification fields of one frame, and also the key of the
+ * compiled-set hash (fields AND tuple mask, then layer and tuple set).
+ * Multi-byte integers are host order so that ranges compile to prefixes;
+ * MACs are wire order. Size is a multiple of 8 so masking is 5 u64 ANDs.
+ */
+struct xfp_fields {
+	__u32 ifindex;
+	__u32 compartment; /* network namespace inode of the interface */
+	__u8 local_mac[6];  /* inbound: destination; outbound: source */
+	__u8 remote_mac[6]; /* inbound: source; outbound: destination */
+	__u8 iface_mac[6];  /* the interface's own address */
+	__u16 ethertype;    /* after the tags; 0 when malformed before it */
+	__u16 vlan;         /* outer tag's VID, 0 when untagged */
+	__u16 inner_vlan;   /* second tag's VID, 0 when absent */
+	__u16 frame_len;    /* bytes on the wire, saturated at 65535 */
+	__u16 l2_flags;     /* enum xfp_l2_flag */
+	__u8 local_addr_type;  /* enum xfp_addr_type */
+	__u8 remote_addr_type; /* enum xfp_addr_type */
+	__u8 layer;            /* enum xfp_layer (key only) */
+	__u8 tuple;            /* tuple id | bank bit (key only) */
+};
+
+/* A tuple: the mask every key of one condition shape is ANDed with. */
+struct xfp_tuple {
+	struct xfp_fields mask;
+};
+
+/* Entry flags: how a sublayer's winning filter decides. */
+enum xfp_match_flag {
+	XFP_MATCH_HARD = 1u << 0,    /* decision clears the action right */
+	XFP_MATCH_CALLOUT = 1u << 1, /* action is a callout */
+	XFP_MATCH_FAIL_OPEN = 1u << 2, /* PERMIT_IF_CALLOUT_UNREGISTERED */
+};
+
+/* The highest-priority filter of one sublayer for one key. */
+struct xfp_match {
+	__u32 rank; /* priority in the compiled set, lower first; NONE = empty */
+	__u32 slot; /* counter slot of the filter */
+	__u8 action; /* enum xfp_action */
+	__u8 flags;  /* enum xfp_match_flag */
+	__u16 callout_id;
+};
+
+/* Value of the compiled-set hash: one candidate per sublayer slot. */
+struct xfp_entry {
+	struct xfp_match best[XFP_MAX_SUBLAYERS];
+};
+
+/* Per-bank, per-layer header of a compiled set. */
+struct xfp_set_header {
+	__u32 ntuples;
+	__u32 nsublayers;
+	__u64 generation; /* transaction number, shown in status */
+};
+
+/* Global configuration, one entry. Written by user space only. */
+struct xfp_config {
+	__u32 active_bank;
+	__u8 default_action[XFP_LAYER_COUNT]; /* enum xfp_action when no match */
+	__u8 pad[2];
+	__u64 generation;
+};
+
+/* Per-interface facts the fast path needs (key: ifindex). */
+struct xfp_iface {
+	__u8 mac[6];
+	__u16 pad;
+	__u32 compartment;
+	__u32 layers; /* bit per enum xfp_layer attached */
+};
+
+/* Per-filter counters (per-CPU array indexed by slot). */
+struct xfp_filter_counter {
+	__u64 frames;
+	__u64 bytes;
+};
+
+/* Per-layer counters (per-CPU array indexed by layer). Append-only. */
+enum xfp_layer_counter {
+	XFP_CNT_FRAMES = 0,      /* frames classified */
+	XFP_CNT_PERMIT = 1,      /* final verdict permit */
+	XFP_CNT_BLOCK = 2,       /* final verdict block */
+	XFP_CNT_DEFAULT = 3,     /* no filter matched: default action */
+	XFP_CNT_MALFORMED = 4,   /* frames with XFP_L2_MALFORMED */
+	XFP_CNT_CALLOUT_FAIL = 5, /* callout unavailable: fail action used */
+	XFP_CNT_VETO = 6,        /* a callout block overrode a hard permit */
+	XFP_CNT_BYTES = 7,       /* bytes classified */
+	XFP_CNT_COUNT = 8,
+};
+
+struct xfp_layer_counters {
+	__u64 c[XFP_CNT_COUNT];
+};
+
+/* Compile-time layout checks: both compilers see the same numbers. */
+#ifdef __cplusplus
+#define XFP_STATIC_ASSERT(c, m) static_assert(c, m)
+#else
+#define XFP_STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
+XFP_STATIC_ASSERT(sizeof(struct xfp_fields) == 40, "xfp_fields layout");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, ethertype) == 26, "ethertype offset");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, layer) == 38, "layer offset");
+XFP_STATIC_ASSERT(sizeof(struct xfp_match) == 12, "xfp_match layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_entry) == 12 * XFP_MAX_SUBLAYERS, "xfp_entry layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 16, "xfp_set_header layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_config) == 16, "xfp_config layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_iface) == 16, "xfp_iface layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_filter_counter) == 16, "counter layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_layer_counters) == 8 * XFP_CNT_COUNT, "layer counters");
+XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_TUPLE_BANK_BIT, "tuple id must not reach the bank bit");
+
+#endif /* XFP_ABI_H */

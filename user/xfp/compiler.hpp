@@ -1,0 +1,43 @@
+// The filter compiler: turns a FilterSet into the kernel's tuple-space
+// tables. Each condition becomes (value, mask) pairs per field (ranges and
+// inequalities expand into prefixes, any-set flags into one bit each); a
+// filter becomes the cross product of its fields' pairs; pairs that share a
+// mask combination share a tuple. Entries with the same masked key keep, per
+// sublayer, the highest-priority filter.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "xfp/abi.h"
+#include "xfp/filter_set.hpp"
+#include "xfp/result.hpp"
+
+namespace xfp {
+
+struct CompiledEntry {
+  xfp_fields key;   // masked; key.tuple holds the tuple id without the bank bit
+  xfp_entry value;
+};
+
+struct CompiledLayer {
+  std::vector<xfp_tuple> tuples;
+  std::vector<CompiledEntry> entries;
+  uint32_t nsublayers = 0;
+  std::vector<std::string> sublayer_order;  // slot -> sublayer name
+};
+
+struct CompiledSet {
+  CompiledLayer layers[XFP_LAYER_COUNT];
+  uint8_t default_action[XFP_LAYER_COUNT] = {XFP_ACTION_PERMIT, XFP_ACTION_PERMIT};
+  size_t entry_count() const { return layers[0].entries.size() + layers[1].entries.size(); }
+};
+
+struct CompileLimits {
+  uint32_t max_entries_per_filter = 65536;
+  uint32_t max_entries = 1u << 20;  // per bank, both layers
+};
+
+Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits = {});
+
+}  // namespace xfp

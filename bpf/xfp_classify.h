@@ -47,7 +47,7 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 	if (!cfg || !lc)
 		return XFP_ACTION_PERMIT;
 	/* One read of the bank: this frame sees that compiled set only. */
-	bank = cfg->active_bank & 1;
+	bank = *(volatile __u32 *)&cfg->active_bank & 1;
 
 	f.ifindex = ifindex;
 	ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &ifindex);
@@ -115,8 +115,8 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 
 	if (arb.action == XFP_ACTION_NONE) {
 		lc->c[XFP_CNT_DEFAULT]++;
-		verdict = cfg->default_action[layer & 1] == XFP_ACTION_BLOCK ? XFP_ACTION_BLOCK
-									     : XFP_ACTION_PERMIT;
+		verdict = hdr->default_action == XFP_ACTION_BLOCK ? XFP_ACTION_BLOCK
+								  : XFP_ACTION_PERMIT;
 	} else {
 		verdict = arb.action;
 	}

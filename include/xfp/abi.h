@@ -129,14 +129,19 @@ struct xfp_entry {
 struct xfp_set_header {
 	__u32 ntuples;
 	__u32 nsublayers;
-	__u64 generation; /* transaction number, shown in status */
+	__u64 generation;     /* transaction number, shown in status */
+	__u8 default_action;  /* enum xfp_action when no filter decides */
+	__u8 pad[7];
 };
 
-/* Global configuration, one entry. Written by user space only. */
+/*
+ * Global configuration, one entry. Written by user space only. The bank is
+ * one aligned word, so a frame reads the old or the new value; everything
+ * that must change with it lives in the bank's own header.
+ */
 struct xfp_config {
 	__u32 active_bank;
-	__u8 default_action[XFP_LAYER_COUNT]; /* enum xfp_action when no match */
-	__u8 pad[2];
+	__u32 pad;
 	__u64 generation;
 };
 
@@ -182,7 +187,7 @@ XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, ethertype) == 26, "ether
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, layer) == 38, "layer offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_match) == 12, "xfp_match layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_entry) == 12 * XFP_MAX_SUBLAYERS, "xfp_entry layout");
-XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 16, "xfp_set_header layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 24, "xfp_set_header layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_config) == 16, "xfp_config layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_iface) == 16, "xfp_iface layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_filter_counter) == 16, "counter layout");

@@ -1,0 +1,506 @@
+// The loaded fast path: skeleton, attachments and compiled-set installs.
+#include "xfp/datapath.hpp"
+
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <linux/membarrier.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+
+#include <cstdarg>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "xfp_bpf.skel.h"
+
+namespace xfp {
+namespace {
+
+constexpr const char* kXdpProgName = "xfp_inbound";
+constexpr uint32_t kTcHandle = 0x7866;  // "xf": fixed so a restart finds its own filter
+constexpr uint32_t kTcPriority = 1;
+
+// libxdp reports why it fell back from the dispatcher only through its log;
+// keep the last warning so status can say which loader was used and why.
+std::mutex g_libxdp_log_mu;
+std::string g_libxdp_last_warning;
+
+int libxdp_log(enum libxdp_print_level level, const char* fmt_str, va_list args) {
+  char buf[512];
+  vsnprintf(buf, sizeof buf, fmt_str, args);
+  std::string msg(buf);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (level == LIBXDP_WARN) {
+    std::lock_guard<std::mutex> lock(g_libxdp_log_mu);
+    g_libxdp_last_warning = msg;
+  }
+  if (level == LIBXDP_DEBUG) spdlog::trace("libxdp: {}", msg);
+  else spdlog::debug("libxdp: {}", msg);
+  return 0;
+}
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt_str, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, fmt_str, args);
+  std::string msg(buf);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  spdlog::debug("libbpf: {}", msg);
+  return 0;
+}
+
+std::string take_libxdp_warning() {
+  std::lock_guard<std::mutex> lock(g_libxdp_log_mu);
+  std::string s;
+  s.swap(g_libxdp_last_warning);
+  return s;
+}
+
+Result<std::array<uint8_t, 6>> interface_mac(const std::string& ifname) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno_error("socket");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
+  int err = errno;
+  close(fd);
+  if (rc < 0) return errno_error(fmt::format("reading the MAC address of {}", ifname), err);
+  std::array<uint8_t, 6> mac;
+  std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, 6);
+  return mac;
+}
+
+uint32_t current_netns_inode() {
+  struct stat st {};
+  if (stat("/proc/self/ns/net", &st) != 0) return 0;
+  return static_cast<uint32_t>(st.st_ino);
+}
+
+// Waits until every BPF program run that started before the call has ended:
+// MEMBARRIER_CMD_GLOBAL is synchronize_rcu(), and XDP and TC programs run
+// inside RCU read-side sections.
+Status wait_for_rcu_grace_period() {
+  if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
+    return errno_error("membarrier(MEMBARRIER_CMD_GLOBAL)");
+  return Ok{};
+}
+
+struct XdpAttachment {
+  xdp_program* prog = nullptr;
+  bpf_object* obj = nullptr;  // owned by prog once created
+  xdp_attach_mode mode = XDP_MODE_UNSPEC;
+};
+
+}  // namespace
+
+struct Datapath::Impl {
+  xfp_bpf* skel = nullptr;
+  int ncpus = 1;
+  std::map<std::string, Attachment> attachments;
+  std::map<std::string, XdpAttachment> xdp;
+  std::map<std::string, bool> tc_created_hook;
+  std::vector<xfp_fields> installed_keys;  // keys of the active bank, for cleanup
+  uint32_t active_bank = 0;
+
+  ~Impl() {
+    if (skel) xfp_bpf__destroy(skel);
+  }
+
+  int map_fd(bpf_map* m) const { return bpf_map__fd(m); }
+
+  Result<XdpAttachment> attach_xdp(uint32_t ifindex, XdpMode mode, std::string& loader);
+  Status attach_tc(uint32_t ifindex, bool& created_hook);
+  Status detach_tc(uint32_t ifindex, bool created_hook);
+  void remove_stale_xdp(uint32_t ifindex);
+};
+
+Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    libxdp_set_print(libxdp_log);
+    libbpf_set_print(libbpf_log);
+  });
+  auto impl = std::make_unique<Impl>();
+  impl->ncpus = libbpf_num_possible_cpus();
+  if (impl->ncpus <= 0) return make_error(-impl->ncpus, "cannot count the possible CPUs");
+  impl->skel = xfp_bpf__open();
+  if (!impl->skel) return errno_error("opening the xfp BPF object");
+  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v1, opts.max_entries) != 0)
+    return errno_error("sizing the compiled-set map");
+  if (int err = xfp_bpf__load(impl->skel); err != 0)
+    return errno_error("loading the xfp BPF programs (are you root, with BPF and BTF in the kernel?)", -err);
+  // Bank 0 active, both layers empty, default permit.
+  uint32_t zero = 0;
+  xfp_config cfg{};
+  if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_cfg_v1), &zero, &cfg, BPF_ANY) != 0)
+    return errno_error("initialising the configuration map");
+  for (uint32_t i = 0; i < XFP_BANKS * XFP_LAYER_COUNT; ++i) {
+    xfp_set_header h{};
+    h.default_action = XFP_ACTION_PERMIT;
+    if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_hdr_v1), &i, &h, BPF_ANY) != 0)
+      return errno_error("initialising the set headers");
+  }
+  return std::unique_ptr<Datapath>(new Datapath(std::move(impl)));
+}
+
+Datapath::Datapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Datapath::~Datapath() {
+  std::vector<std::string> names;
+  for (const auto& [name, a] : impl_->attachments) names.push_back(name);
+  for (const auto& name : names) {
+    Status s = detach(name);
+    if (!s) spdlog::warn("detaching {}: {}", name, s.error().message);
+  }
+}
+
+void Datapath::Impl::remove_stale_xdp(uint32_t ifindex) {
+  // A daemon killed without detaching leaves its program attached: replace it.
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
+  if (libxdp_get_error(mp) || !mp) return;
+  if (xdp_multiprog__is_legacy(mp)) {
+    xdp_program* main = xdp_multiprog__main_prog(mp);
+    if (main && std::strcmp(xdp_program__name(main), kXdpProgName) == 0) {
+      spdlog::warn("ifindex {}: replacing a stale xfp XDP program", ifindex);
+      xdp_multiprog__detach(mp);
+    }
+  } else {
+    for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp)) {
+      if (std::strcmp(xdp_program__name(p), kXdpProgName) == 0) {
+        spdlog::warn("ifindex {}: replacing a stale xfp XDP program in the dispatcher", ifindex);
+        xdp_program__detach(p, static_cast<int>(ifindex), xdp_multiprog__attach_mode(mp), 0);
+        break;
+      }
+    }
+  }
+  xdp_multiprog__close(mp);
+}
+
+Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, XdpMode mode, std::string& loader) {
+  remove_stale_xdp(ifindex);
+  std::vector<xdp_attach_mode> modes;
+  if (mode != XdpMode::Generic) modes.push_back(XDP_MODE_NATIVE);
+  if (mode != XdpMode::Native) modes.push_back(XDP_MODE_SKB);
+  int last_err = 0;
+  for (xdp_attach_mode m : modes) {
+    // A fresh object per attachment: libxdp loads the program itself (as a
+    // dispatcher extension, or alone when the kernel refuses the dispatcher),
+    // reusing the skeleton's maps so that every attachment shares one state.
+    size_t sz = 0;
+    const void* elf = xfp_bpf__elf_bytes(&sz);
+    bpf_object* obj = bpf_object__open_mem(elf, sz, nullptr);
+    if (!obj) return errno_error("opening a copy of the xfp BPF object");
+    bpf_map* map;
+    bpf_object__for_each_map(map, obj) {
+      bpf_map* orig = bpf_object__find_map_by_name(skel->obj, bpf_map__name(map));
+      if (orig && bpf_map__reuse_fd(map, bpf_map__fd(orig)) != 0) {
+        int err = errno;
+        bpf_object__close(obj);
+        return errno_error(fmt::format("sharing map {}", bpf_map__name(map)), err);
+      }
+    }
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj) {
+      if (std::strcmp(bpf_program__name(p), kXdpProgName) != 0) bpf_program__set_autoload(p, false);
+    }
+    xdp_program_opts popts{};
+    popts.sz = sizeof popts;
+    popts.obj = obj;
+    popts.prog_name = kXdpProgName;
+    xdp_program* prog = xdp_program__create(&popts);
+    if (libxdp_get_error(prog)) {
+      int err = static_cast<int>(-libxdp_get_error(prog));
+      bpf_object__close(obj);
+      return errno_error("creating the libxdp program", err);
+    }
+    take_libxdp_warning();
+    int rc = xdp_program__attach(prog, static_cast<int>(ifindex), m, 0);
+    std::string warning = take_libxdp_warning();
+    if (rc == 0) {
+      xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
+      bool legacy = !mp || libxdp_get_error(mp) || xdp_multiprog__is_legacy(mp);
+      if (mp && !libxdp_get_error(mp)) xdp_multiprog__close(mp);
+      loader = legacy ? "single program (libxdp dispatcher refused" + (warning.empty() ? std::string(")") : ": " + warning + ")")
+                      : "libxdp dispatcher";
+      XdpAttachment a;
+      a.prog = prog;
+      a.obj = obj;
+      a.mode = m;
+      return a;
+    }
+    last_err = -rc;
+    spdlog::debug("XDP attach in {} mode failed: {}", m == XDP_MODE_NATIVE ? "native" : "generic",
+                  std::strerror(last_err));
+    xdp_program__close(prog);
+    bpf_object__close(obj);
+  }
+  return errno_error("attaching the XDP program", last_err);
+}
+
+Status Datapath::Impl::attach_tc(uint32_t ifindex, bool& created_hook) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof hook;
+  hook.ifindex = static_cast<int>(ifindex);
+  hook.attach_point = BPF_TC_EGRESS;
+  int rc = bpf_tc_hook_create(&hook);
+  if (rc != 0 && rc != -EEXIST) return errno_error("creating the clsact qdisc", -rc);
+  created_hook = rc == 0;
+  bpf_tc_opts opts{};
+  opts.sz = sizeof opts;
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  opts.prog_fd = bpf_program__fd(skel->progs.xfp_outbound);
+  opts.flags = BPF_TC_F_REPLACE;  // replaces a stale xfp filter of a killed daemon
+  rc = bpf_tc_attach(&hook, &opts);
+  if (rc != 0) {
+    if (created_hook) bpf_tc_hook_destroy(&hook);
+    return errno_error("attaching the TC egress program", -rc);
+  }
+  return Ok{};
+}
+
+Status Datapath::Impl::detach_tc(uint32_t ifindex, bool created_hook) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof hook;
+  hook.ifindex = static_cast<int>(ifindex);
+  hook.attach_point = BPF_TC_EGRESS;
+  bpf_tc_opts opts{};
+  opts.sz = sizeof opts;
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  int rc = bpf_tc_detach(&hook, &opts);
+  if (created_hook) {
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    bpf_tc_hook_destroy(&hook);
+  }
+  if (rc != 0 && rc != -ENOENT && rc != -ENODEV) return errno_error("detaching the TC egress program", -rc);
+  return Ok{};
+}
+
+Status Datapath::attach(const std::string& ifname, const AttachOptions& opts) {
+  if (!opts.inbound && !opts.outbound) return make_error(EINVAL, "attach needs at least one layer");
+  if (impl_->attachments.count(ifname)) return make_error(EEXIST, fmt::format("{} is attached already", ifname));
+  uint32_t ifindex = if_nametoindex(ifname.c_str());
+  if (ifindex == 0) return make_error(ENODEV, fmt::format("unknown interface '{}'", ifname));
+  auto mac = interface_mac(ifname);
+  if (!mac) return std::move(mac).error();
+
+  xfp_iface info{};
+  std::memcpy(info.mac, mac->data(), 6);
+  info.compartment = current_netns_inode();
+  info.layers = (opts.inbound ? 1u << XFP_LAYER_INBOUND : 0) | (opts.outbound ? 1u << XFP_LAYER_OUTBOUND : 0);
+  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &ifindex, &info, BPF_ANY) != 0)
+    return errno_error("recording the interface");
+
+  Attachment a;
+  a.ifname = ifname;
+  a.ifindex = ifindex;
+  if (opts.inbound) {
+    auto x = impl_->attach_xdp(ifindex, opts.mode, a.xdp_loader);
+    if (!x) {
+      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &ifindex);
+      return std::move(x).error().context(fmt::format("attaching to {}", ifname));
+    }
+    a.inbound = true;
+    a.xdp_mode = x->mode == XDP_MODE_NATIVE ? "native" : "generic";
+    impl_->xdp[ifname] = *x;
+  }
+  if (opts.outbound) {
+    bool created = false;
+    Status s = impl_->attach_tc(ifindex, created);
+    if (!s) {
+      if (a.inbound) {
+        XdpAttachment& x = impl_->xdp[ifname];
+        xdp_program__detach(x.prog, static_cast<int>(ifindex), x.mode, 0);
+        xdp_program__close(x.prog);
+        impl_->xdp.erase(ifname);
+      }
+      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &ifindex);
+      return std::move(s).error().context(fmt::format("attaching to {}", ifname));
+    }
+    a.outbound = true;
+    impl_->tc_created_hook[ifname] = created;
+  }
+  spdlog::info("attached to {} (ifindex {}): {}{}", ifname, ifindex,
+               a.inbound ? fmt::format("inbound XDP {} mode via {}", a.xdp_mode, a.xdp_loader) : "",
+               a.outbound ? std::string(a.inbound ? ", " : "") + "outbound TC egress" : "");
+  impl_->attachments[ifname] = a;
+  return Ok{};
+}
+
+Status Datapath::detach(const std::string& ifname) {
+  auto it = impl_->attachments.find(ifname);
+  if (it == impl_->attachments.end()) return make_error(ENOENT, fmt::format("{} is not attached", ifname));
+  Attachment a = it->second;
+  Status result = Ok{};
+  if (a.inbound) {
+    XdpAttachment& x = impl_->xdp[ifname];
+    int rc = xdp_program__detach(x.prog, static_cast<int>(a.ifindex), x.mode, 0);
+    // The interface may be gone already (deleted veth): nothing to detach.
+    if (rc != 0 && rc != -ENODEV && rc != -ENOENT && if_nametoindex(ifname.c_str()) != 0)
+      result = errno_error(fmt::format("detaching XDP from {}", ifname), -rc);
+    xdp_program__close(x.prog);
+    impl_->xdp.erase(ifname);
+  }
+  if (a.outbound) {
+    if (if_nametoindex(ifname.c_str()) != 0) {
+      Status s = impl_->detach_tc(a.ifindex, impl_->tc_created_hook[ifname]);
+      if (!s && result) result = std::move(s).error().context(ifname);
+    }
+    impl_->tc_created_hook.erase(ifname);
+  }
+  bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &a.ifindex);
+  impl_->attachments.erase(it);
+  if (result) spdlog::info("detached from {}", ifname);
+  return result;
+}
+
+std::vector<Attachment> Datapath::attachments() const {
+  std::vector<Attachment> out;
+  for (const auto& [name, a] : impl_->attachments) out.push_back(a);
+  return out;
+}
+
+namespace {
+
+// Hash-map writes in batches: one syscall per few thousand entries keeps
+// installing 100,000 filters well under a second.
+Status update_entries(int fd, const std::vector<xfp_fields>& keys, const std::vector<xfp_entry>& values) {
+  constexpr size_t kBatch = 4096;
+  for (size_t off = 0; off < keys.size(); off += kBatch) {
+    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    if (bpf_map_update_batch(fd, &keys[off], &values[off], &n, &opts) != 0) {
+      if (errno == E2BIG || errno == ENOMEM || errno == ENOSPC)
+        return errno_error("writing the compiled set (the table is full: raise --max-entries)");
+      return errno_error("writing the compiled set");
+    }
+  }
+  return Ok{};
+}
+
+void delete_entries(int fd, const std::vector<xfp_fields>& keys) {
+  constexpr size_t kBatch = 4096;
+  for (size_t off = 0; off < keys.size(); off += kBatch) {
+    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_delete_batch(fd, &keys[off], &n, &opts) != 0) {
+      // A partial batch stops at a missing key; finish one by one.
+      for (size_t i = off; i < off + std::min(kBatch, keys.size() - off); ++i)
+        bpf_map_delete_elem(fd, &keys[i]);
+    }
+  }
+}
+
+}  // namespace
+
+Status Datapath::install(const CompiledSet& set) {
+  const uint32_t bank = impl_->active_bank ^ 1;
+  const uint8_t bank_bit = bank ? XFP_TUPLE_BANK_BIT : 0;
+  const int entries_fd = impl_->map_fd(impl_->skel->maps.xfp_entries_v1);
+  const int tuples_fd = impl_->map_fd(impl_->skel->maps.xfp_tuples_v1);
+  const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v1);
+  const int cfg_fd = impl_->map_fd(impl_->skel->maps.xfp_cfg_v1);
+
+  std::vector<xfp_fields> keys;
+  std::vector<xfp_entry> values;
+  keys.reserve(set.entry_count());
+  values.reserve(set.entry_count());
+  for (const CompiledLayer& cl : set.layers)
+    for (const CompiledEntry& e : cl.entries) {
+      xfp_fields k = e.key;
+      k.tuple = static_cast<uint8_t>(k.tuple | bank_bit);
+      keys.push_back(k);
+      values.push_back(e.value);
+    }
+  // 1. Fill the inactive bank. No frame reads it: the active bank is the other.
+  if (Status s = update_entries(entries_fd, keys, values); !s) {
+    delete_entries(entries_fd, keys);
+    return s;
+  }
+  for (uint32_t l = 0; l < XFP_LAYER_COUNT; ++l) {
+    const CompiledLayer& cl = set.layers[l];
+    for (uint32_t t = 0; t < cl.tuples.size(); ++t) {
+      uint32_t idx = (bank * XFP_LAYER_COUNT + l) * XFP_MAX_TUPLES + t;
+      if (bpf_map_update_elem(tuples_fd, &idx, &cl.tuples[t], BPF_ANY) != 0) {
+        delete_entries(entries_fd, keys);
+        return errno_error("writing the tuple table");
+      }
+    }
+    xfp_set_header h{};
+    h.ntuples = static_cast<uint32_t>(cl.tuples.size());
+    h.nsublayers = cl.nsublayers;
+    h.generation = generation_ + 1;
+    h.default_action = set.default_action[l];
+    uint32_t hidx = bank * XFP_LAYER_COUNT + l;
+    if (bpf_map_update_elem(hdr_fd, &hidx, &h, BPF_ANY) != 0) {
+      delete_entries(entries_fd, keys);
+      return errno_error("writing the set header");
+    }
+  }
+  // 2. Flip: one aligned word; each frame reads it once.
+  xfp_config cfg{};
+  cfg.active_bank = bank;
+  cfg.generation = generation_ + 1;
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY) != 0) {
+    delete_entries(entries_fd, keys);
+    return errno_error("switching to the new filter set");
+  }
+  impl_->active_bank = bank;
+  ++generation_;
+  // 3. Frames that started on the old bank finish before it is cleared.
+  std::vector<xfp_fields> old_keys = std::move(impl_->installed_keys);
+  impl_->installed_keys = std::move(keys);
+  if (Status s = wait_for_rcu_grace_period(); !s) {
+    spdlog::warn("{}; keeping the old bank's entries until the next install", s.error().message);
+    return Ok{};
+  }
+  delete_entries(entries_fd, old_keys);
+  return Ok{};
+}
+
+LayerCounters Datapath::layer_counters(Layer l) const {
+  LayerCounters out;
+  std::vector<xfp_layer_counters> per_cpu(static_cast<size_t>(impl_->ncpus));
+  uint32_t key = static_cast<uint32_t>(l);
+  if (bpf_map_lookup_elem(impl_->map_fd(impl_->skel->maps.xfp_lcnt_v1), &key, per_cpu.data()) != 0) return out;
+  for (const auto& c : per_cpu)
+    for (int i = 0; i < XFP_CNT_COUNT; ++i) out.c[i] += c.c[i];
+  return out;
+}
+
+FilterCounters Datapath::filter_counters(uint32_t slot) const {
+  FilterCounters out;
+  std::vector<xfp_filter_counter> per_cpu(static_cast<size_t>(impl_->ncpus));
+  if (bpf_map_lookup_elem(impl_->map_fd(impl_->skel->maps.xfp_fcnt_v1), &slot, per_cpu.data()) != 0) return out;
+  for (const auto& c : per_cpu) {
+    out.frames += c.frames;
+    out.bytes += c.bytes;
+  }
+  return out;
+}
+
+Status Datapath::reset_filter_counters(uint32_t slot) {
+  std::vector<xfp_filter_counter> zeros(static_cast<size_t>(impl_->ncpus));
+  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_fcnt_v1), &slot, zeros.data(), BPF_ANY) != 0)
+    return errno_error(fmt::format("resetting counter slot {}", slot));
+  return Ok{};
+}
+
+int Datapath::xdp_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_inbound); }
+int Datapath::tc_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_outbound); }
+
+}  // namespace xfp

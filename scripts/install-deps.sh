@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package xfp needs to build, test and benchmark.
+# Run as root. Safe to run again.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (apt-get install needs it)" >&2
+  exit 1
+fi
+packages=(
+  # build
+  cmake g++ make pkg-config clang llvm bpftool linux-libc-dev
+  # BPF and XDP
+  libbpf-dev libxdp-dev libelf-dev zlib1g-dev xdp-tools
+  # libraries
+  libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libpcap-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev iproute2 ethtool
+)
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${packages[@]}"

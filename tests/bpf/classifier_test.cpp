@@ -1,0 +1,415 @@
+// The classifier on synthetic frames: every field, match type, arbitration
+// rule and malformed-frame case, through BPF_PROG_TEST_RUN on the loaded XDP
+// (inbound) and TC egress (outbound) programs.
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/frame_builder.hpp"
+#include "support/privileges.hpp"
+#include "xfp/compiler.hpp"
+#include "xfp/datapath.hpp"
+
+namespace xfp {
+namespace {
+
+using test::FrameBuilder;
+using test::Mac;
+
+constexpr Mac kLocal{0x02, 0x00, 0x00, 0x00, 0x00, 0x10};
+constexpr Mac kRemote{0x02, 0x5e, 0x10, 0x00, 0x00, 0x01};
+constexpr Mac kRemoteSameOui{0x02, 0x5e, 0x10, 0x77, 0x00, 0x02};
+constexpr Mac kOther{0x02, 0x99, 0x00, 0x00, 0x00, 0x03};
+constexpr uint64_t kRemoteMac = 0x025e10000001ull;
+constexpr uint64_t kFull = ~0ull;
+
+enum class Verdict { Permit, Block };
+
+Condition cond(Field f, Match m, uint64_t v, uint64_t hi = 0, uint64_t mask = kFull) {
+  return Condition{f, m, v, hi, mask};
+}
+
+Filter filter(Action a, std::vector<Condition> conds, uint64_t weight = 0, uint32_t flags = 0,
+              std::string sublayer = kDefaultSublayer, Layer layer = Layer::Inbound) {
+  Filter f;
+  f.action = a;
+  f.conditions = std::move(conds);
+  f.weight = weight;
+  f.flags = flags;
+  f.sublayer = std::move(sublayer);
+  f.layer = layer;
+  if (is_callout(a)) f.callout = "test.callout";
+  return f;
+}
+
+FrameBuilder base() { return FrameBuilder().dst(kLocal).src(kRemote).ethertype(test::ethertype::kLocalExperimental1); }
+FrameBuilder ipv4_base() { return FrameBuilder().dst(kLocal).src(kRemote); }
+
+class ClassifierTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!test::missing_privileges().empty()) return;
+    auto dp = Datapath::open();
+    ASSERT_TRUE(dp.ok()) << dp.error().message;
+    datapath_ = std::move(dp).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete datapath_;
+    datapath_ = nullptr;
+  }
+  void SetUp() override {
+    XFP_REQUIRE_ROOT();
+    ASSERT_NE(datapath_, nullptr);
+  }
+
+  // Installs `filters` (and sublayers) as the whole policy.
+  void install(const std::vector<Filter>& filters, std::vector<Sublayer> sublayers = {},
+               Action default_inbound = Action::Permit, Action default_outbound = Action::Permit) {
+    set_ = FilterSet();
+    for (const Sublayer& s : sublayers) ASSERT_TRUE(set_.add_sublayer(s).ok());
+    set_.set_default(Layer::Inbound, default_inbound);
+    set_.set_default(Layer::Outbound, default_outbound);
+    for (const Filter& f : filters) {
+      auto r = set_.add_filter(f);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      // A reused counter slot starts from zero, as the daemon does it.
+      ASSERT_TRUE(datapath_->reset_filter_counters(*set_.slot_of(*r)).ok());
+    }
+    auto compiled = compile(set_);
+    ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+    Status s = datapath_->install(*compiled);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+
+  static Verdict run_inbound(const std::vector<uint8_t>& frame) {
+    std::vector<uint8_t> data = frame;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(),
+                .data_size_in = static_cast<uint32_t>(data.size()), .repeat = 1);
+    int rc = bpf_prog_test_run_opts(datapath_->xdp_prog_fd(), &opts);
+    EXPECT_EQ(rc, 0) << "XDP test run: " << std::strerror(errno);
+    EXPECT_TRUE(opts.retval == XDP_PASS || opts.retval == XDP_DROP) << opts.retval;
+    return opts.retval == XDP_DROP ? Verdict::Block : Verdict::Permit;
+  }
+
+  static Verdict run_outbound(const std::vector<uint8_t>& frame) {
+    std::vector<uint8_t> data = frame;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(),
+                .data_size_in = static_cast<uint32_t>(data.size()), .repeat = 1);
+    int rc = bpf_prog_test_run_opts(datapath_->tc_prog_fd(), &opts);
+    EXPECT_EQ(rc, 0) << "TC test run: " << std::strerror(errno);
+    EXPECT_TRUE(opts.retval == TC_ACT_OK || opts.retval == TC_ACT_SHOT) << opts.retval;
+    return opts.retval == TC_ACT_SHOT ? Verdict::Block : Verdict::Permit;
+  }
+
+  FilterCounters counters_of(uint64_t id) { return datapath_->filter_counters(*set_.slot_of(id)); }
+
+  static Datapath* datapath_;
+  FilterSet set_;
+};
+
+Datapath* ClassifierTest::datapath_ = nullptr;
+
+// ---- one field, one match type: the frame that matches is blocked, the one
+// ---- that does not is permitted.
+struct FieldCase {
+  std::string name;
+  Condition condition;
+  std::vector<uint8_t> matching;
+  std::vector<uint8_t> other;
+};
+
+std::vector<FieldCase> field_cases() {
+  using namespace test::ethertype;
+  return {
+      {"remote_mac_eq", cond(Field::RemoteMac, Match::Equal, kRemoteMac), base().build(),
+       base().src(kOther).build()},
+      {"remote_mac_ne", cond(Field::RemoteMac, Match::NotEqual, kRemoteMac), base().src(kOther).build(),
+       base().build()},
+      {"remote_mac_oui_prefix", cond(Field::RemoteMac, Match::Prefix, 0x025e10000000ull, 0, 0xffffff000000ull),
+       base().src(kRemoteSameOui).build(), base().src(kOther).build()},
+      {"remote_mac_masked_ne", cond(Field::RemoteMac, Match::NotEqual, 0x025e10000000ull, 0, 0xffffff000000ull),
+       base().src(kOther).build(), base().src(kRemoteSameOui).build()},
+      {"remote_mac_range", cond(Field::RemoteMac, Match::Range, 0x025e10000000ull, 0x025e10000fffull),
+       base().build(), base().src(kRemoteSameOui).build()},
+      {"local_mac_eq", cond(Field::LocalMac, Match::Equal, 0x020000000010ull), base().build(),
+       base().dst(kOther).build()},
+      {"ethertype_eq", cond(Field::EtherType, Match::Equal, kArp), base().ethertype(kArp).build(),
+       base().ethertype(kIpv6).build()},
+      {"ethertype_ne", cond(Field::EtherType, Match::NotEqual, kArp), base().ethertype(kIpv6).build(),
+       base().ethertype(kArp).build()},
+      {"ethertype_gt", cond(Field::EtherType, Match::Greater, 0x86dd), base().ethertype(kLldp).build(),
+       base().ethertype(kIpv6).build()},
+      {"ethertype_ge", cond(Field::EtherType, Match::GreaterOrEqual, 0x86dd), base().ethertype(kIpv6).build(),
+       base().ethertype(kArp).build()},
+      {"ethertype_lt", cond(Field::EtherType, Match::Less, 0x0806), base().ethertype(kIpv4).ipv4().build(),
+       base().ethertype(kArp).build()},
+      {"ethertype_le", cond(Field::EtherType, Match::LessOrEqual, 0x0806), base().ethertype(kArp).build(),
+       base().ethertype(kIpv6).build()},
+      {"ethertype_range", cond(Field::EtherType, Match::Range, 0x0800, 0x0806), base().ethertype(kArp).build(),
+       base().ethertype(kIpv6).build()},
+      {"vlan_eq", cond(Field::Vlan, Match::Equal, 100), base().vlan(100).build(), base().vlan(101).build()},
+      {"vlan_range", cond(Field::Vlan, Match::Range, 10, 20), base().vlan(13).build(), base().vlan(21).build()},
+      {"vlan_outer_of_qinq", cond(Field::Vlan, Match::Equal, 300), base().qinq(300, 7).build(),
+       base().qinq(7, 300).build()},
+      {"inner_vlan_eq", cond(Field::InnerVlan, Match::Equal, 7), base().qinq(300, 7).build(),
+       base().qinq(7, 300).build()},
+      {"frame_length_gt", cond(Field::FrameLength, Match::Greater, 1000), base().pad_to(1200).build(),
+       base().build()},
+      {"frame_length_lt", cond(Field::FrameLength, Match::Less, 100), base().build(), base().pad_to(200).build()},
+      {"local_addr_broadcast", cond(Field::LocalAddrType, Match::Equal, XFP_ADDR_BROADCAST),
+       base().dst(test::kBroadcastMac).build(), base().build()},
+      {"local_addr_multicast", cond(Field::LocalAddrType, Match::Equal, XFP_ADDR_MULTICAST),
+       base().dst(Mac{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}).build(), base().dst(test::kBroadcastMac).build()},
+      {"local_addr_not_unicast", cond(Field::LocalAddrType, Match::NotEqual, XFP_ADDR_UNICAST),
+       base().dst(test::kBroadcastMac).build(), base().build()},
+      {"remote_addr_unicast", cond(Field::RemoteAddrType, Match::Equal, XFP_ADDR_UNICAST), base().build(),
+       base().src(Mac{0x03, 0, 0, 0, 0, 1}).build()},
+      {"flags_all_set_tagged_qinq", cond(Field::L2Flags, Match::FlagsAllSet, XFP_L2_VLAN_TAGGED | XFP_L2_QINQ),
+       base().qinq(1, 2).build(), base().vlan(1).build()},
+      {"flags_any_set", cond(Field::L2Flags, Match::FlagsAnySet, XFP_L2_LLC | XFP_L2_IP_FRAGMENT),
+       base().ethertype(0x0040).build(), base().build()},
+      {"flags_none_set_tagged", cond(Field::L2Flags, Match::FlagsNoneSet, XFP_L2_VLAN_TAGGED), base().build(),
+       base().vlan(5).build()},
+      {"flags_ip_fragment", cond(Field::L2Flags, Match::FlagsAllSet, XFP_L2_IP_FRAGMENT),
+       ipv4_base().ipv4({.more_fragments = true}).build(), ipv4_base().ipv4().build()},
+      {"flags_ip_fragment_offset", cond(Field::L2Flags, Match::FlagsAllSet, XFP_L2_IP_FRAGMENT),
+       ipv4_base().ipv4({.fragment_offset = 100}).build(), ipv4_base().ipv4({.dont_fragment = true}).build()},
+      {"flags_tag_stack_deep", cond(Field::L2Flags, Match::FlagsAnySet, XFP_L2_TAG_STACK_DEEP),
+       base().qinq(1, 2).vlan(3).build(), base().qinq(1, 2).build()},
+      {"interface_eq_lo", cond(Field::Interface, Match::Equal, 1), base().build(), {}},
+  };
+}
+
+class FieldTest : public ClassifierTest, public ::testing::WithParamInterface<FieldCase> {};
+
+TEST_P(FieldTest, InboundBlocksMatchingFramesOnly) {
+  const FieldCase& c = GetParam();
+  install({filter(Action::Block, {c.condition})});
+  EXPECT_EQ(run_inbound(c.matching), Verdict::Block);
+  if (!c.other.empty()) EXPECT_EQ(run_inbound(c.other), Verdict::Permit);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFields, FieldTest, ::testing::ValuesIn(field_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// ---- malformed frames: flagged, classified, never read out of bounds.
+struct MalformedCase {
+  std::string name;
+  std::vector<uint8_t> frame;
+  // BPF_PROG_TEST_RUN for skb programs refuses an IPv4 frame shorter than
+  // its header (EINVAL before the program runs); XDP takes any frame.
+  bool skb_test_run_accepts = true;
+};
+
+std::vector<MalformedCase> malformed_cases() {
+  return {
+      {"header_only_tpid", base().vlan(5).truncate_to(14).build()},
+      {"truncated_tag", base().vlan(5).truncate_to(16).build()},
+      {"truncated_inner_tag", base().qinq(5, 6).truncate_to(20).build()},
+      {"truncated_ipv4", ipv4_base().ipv4().truncate_to(30).build(), false},
+      {"ipv4_bad_version", base().ethertype(0x0800).payload(std::string(20, '\x60')).build()},
+  };
+}
+
+class MalformedTest : public ClassifierTest, public ::testing::WithParamInterface<MalformedCase> {};
+
+TEST_P(MalformedTest, FlaggedAndBlockedByAMalformedFilterOnBothLayers) {
+  Filter in = filter(Action::Block, {cond(Field::L2Flags, Match::FlagsAllSet, XFP_L2_MALFORMED)});
+  Filter out = in;
+  out.layer = Layer::Outbound;
+  install({in, out});
+  LayerCounters before = datapath_->layer_counters(Layer::Inbound);
+  EXPECT_EQ(run_inbound(GetParam().frame), Verdict::Block);
+  if (GetParam().skb_test_run_accepts) EXPECT_EQ(run_outbound(GetParam().frame), Verdict::Block);
+  LayerCounters after = datapath_->layer_counters(Layer::Inbound);
+  EXPECT_EQ(after.c[XFP_CNT_MALFORMED] - before.c[XFP_CNT_MALFORMED], 1u);
+  // A well-formed frame is not flagged.
+  EXPECT_EQ(run_inbound(ipv4_base().ipv4().udp().build()), Verdict::Permit);
+}
+
+INSTANTIATE_TEST_SUITE_P(Frames, MalformedTest, ::testing::ValuesIn(malformed_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST_F(ClassifierTest, MalformedFrameKeepsFieldsParsedBeforeTheCut) {
+  // A truncated inner tag still has its outer VLAN: a VLAN filter sees it.
+  install({filter(Action::Block, {cond(Field::Vlan, Match::Equal, 5)})});
+  EXPECT_EQ(run_inbound(base().qinq(5, 6).truncate_to(20).build()), Verdict::Block);
+}
+
+// ---- conditions: same field OR, different fields AND, no condition = all.
+TEST_F(ClassifierTest, SameFieldConditionsAreOred) {
+  install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x0806),
+                                  cond(Field::EtherType, Match::Equal, 0x86dd)})});
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().ethertype(0x86dd).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().ethertype(0x88cc).build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, DifferentFieldConditionsAreAnded) {
+  install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x0806),
+                                  cond(Field::RemoteMac, Match::Equal, kRemoteMac)})});
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).src(kOther).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().ethertype(0x86dd).build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, FilterWithoutConditionsMatchesEverything) {
+  install({filter(Action::Block, {})});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().vlan(9).ethertype(0x0806).build()), Verdict::Block);
+}
+
+// ---- layers: outbound swaps local and remote.
+TEST_F(ClassifierTest, OutboundLayerUsesSourceAsLocal) {
+  Filter f = filter(Action::Block, {cond(Field::LocalMac, Match::Equal, kRemoteMac)}, 0, 0,
+                    kDefaultSublayer, Layer::Outbound);
+  install({f});
+  // On the way out, our own address is the source.
+  EXPECT_EQ(run_outbound(base().build()), Verdict::Block);
+  EXPECT_EQ(run_outbound(base().src(kOther).build()), Verdict::Permit);
+  // The inbound layer has no filter.
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, LayerDefaultsApplyWhenNothingMatches) {
+  install({filter(Action::Permit, {cond(Field::EtherType, Match::Equal, 0x0806)})}, {}, Action::Block,
+          Action::Permit);
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+  EXPECT_EQ(run_outbound(base().build()), Verdict::Permit);
+}
+
+// ---- arbitration.
+TEST_F(ClassifierTest, HigherWeightDecidesWithinASublayer) {
+  install({filter(Action::Permit, {cond(Field::EtherType, Match::Equal, 0x0806)}, 10),
+           filter(Action::Block, {}, 5)});
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+  install({filter(Action::Permit, {cond(Field::EtherType, Match::Equal, 0x0806)}, 5),
+           filter(Action::Block, {}, 10)});
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Block);
+}
+
+TEST_F(ClassifierTest, EqualWeightsGoToTheOlderFilter) {
+  install({filter(Action::Permit, {}, 7), filter(Action::Block, {}, 7)});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, BlockInALowerSublayerOverridesASoftPermit) {
+  install({filter(Action::Permit, {}, 0, 0, "high"), filter(Action::Block, {}, 0, 0, "low")},
+          {{"high", 100}, {"low", 10}});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+}
+
+TEST_F(ClassifierTest, HardPermitStandsAgainstALowerBlock) {
+  install({filter(Action::Permit, {}, 0, XFP_FILTER_CLEAR_ACTION_RIGHT, "high"),
+           filter(Action::Block, {}, 0, 0, "low")},
+          {{"high", 100}, {"low", 10}});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, HardBlockIsFinal) {
+  install({filter(Action::Block, {}, 0, 0, "high"),
+           filter(Action::Permit, {}, 0, XFP_FILTER_CLEAR_ACTION_RIGHT, "low")},
+          {{"high", 100}, {"low", 10}});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+  // And the lower sublayer's filter is not evaluated (its counter stays 0).
+  EXPECT_EQ(counters_of(2).frames, 0u);
+  EXPECT_EQ(counters_of(1).frames, 1u);
+}
+
+TEST_F(ClassifierTest, EverySublayerIsEvaluatedEvenAfterAPermit) {
+  install({filter(Action::Permit, {}, 0, 0, "high"), filter(Action::Permit, {}, 0, 0, "low")},
+          {{"high", 100}, {"low", 10}});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+  EXPECT_EQ(counters_of(1).frames, 1u);
+  EXPECT_EQ(counters_of(2).frames, 1u);
+}
+
+TEST_F(ClassifierTest, SublayerWeightNotInsertionOrderDecides) {
+  // "low" is created first but weighs less: the hard permit in "high" wins.
+  install({filter(Action::Block, {}, 0, 0, "low"),
+           filter(Action::Permit, {}, 0, XFP_FILTER_CLEAR_ACTION_RIGHT, "high")},
+          {{"low", 10}, {"high", 100}});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, UnregisteredTerminatingCalloutBlocksHard) {
+  LayerCounters before = datapath_->layer_counters(Layer::Inbound);
+  install({filter(Action::CalloutTerminating, {}, 0, 0, "high"),
+           filter(Action::Permit, {}, 0, XFP_FILTER_CLEAR_ACTION_RIGHT, "low")},
+          {{"high", 100}, {"low", 10}});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+  LayerCounters after = datapath_->layer_counters(Layer::Inbound);
+  EXPECT_EQ(after.c[XFP_CNT_CALLOUT_FAIL] - before.c[XFP_CNT_CALLOUT_FAIL], 1u);
+}
+
+TEST_F(ClassifierTest, PermitIfCalloutUnregisteredFailsOpenSoftly) {
+  install({filter(Action::CalloutUnknown, {}, 0, XFP_FILTER_PERMIT_IF_CALLOUT_UNREGISTERED)});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+  // Soft: a lower sublayer's block still overrides it.
+  install({filter(Action::CalloutTerminating, {}, 0, XFP_FILTER_PERMIT_IF_CALLOUT_UNREGISTERED, "high"),
+           filter(Action::Block, {}, 0, 0, "low")},
+          {{"high", 100}, {"low", 10}});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+}
+
+TEST_F(ClassifierTest, InspectionCalloutContinuesToTheNextFilter) {
+  install({filter(Action::CalloutInspection, {}, 10), filter(Action::Block, {}, 5)});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+}
+
+TEST_F(ClassifierTest, DisabledFiltersAreIgnored) {
+  install({filter(Action::Block, {}, 0, XFP_FILTER_DISABLED)});
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+}
+
+// ---- counters.
+TEST_F(ClassifierTest, PerFilterAndPerLayerCountersCountFramesAndBytes) {
+  install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x0806)}),
+           filter(Action::Permit, {cond(Field::EtherType, Match::Equal, 0x86dd)})});
+  LayerCounters before = datapath_->layer_counters(Layer::Inbound);
+  auto arp = base().ethertype(0x0806).pad_to(100).build();
+  for (int i = 0; i < 3; ++i) run_inbound(arp);
+  run_inbound(base().ethertype(0x86dd).build());
+  run_inbound(base().build());  // no match: default
+  EXPECT_EQ(counters_of(1).frames, 3u);
+  EXPECT_EQ(counters_of(1).bytes, 300u);
+  EXPECT_EQ(counters_of(2).frames, 1u);
+  LayerCounters after = datapath_->layer_counters(Layer::Inbound);
+  EXPECT_EQ(after.c[XFP_CNT_FRAMES] - before.c[XFP_CNT_FRAMES], 5u);
+  EXPECT_EQ(after.c[XFP_CNT_BLOCK] - before.c[XFP_CNT_BLOCK], 3u);
+  EXPECT_EQ(after.c[XFP_CNT_PERMIT] - before.c[XFP_CNT_PERMIT], 2u);
+  EXPECT_EQ(after.c[XFP_CNT_DEFAULT] - before.c[XFP_CNT_DEFAULT], 1u);
+}
+
+// ---- installs.
+TEST_F(ClassifierTest, InstallSwapsTheWholeSet) {
+  install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x0806)})});
+  uint64_t gen = datapath_->generation();
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Block);
+  install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x86dd)})});
+  EXPECT_EQ(datapath_->generation(), gen + 1);
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().ethertype(0x86dd).build()), Verdict::Block);
+  install({});
+  EXPECT_EQ(run_inbound(base().ethertype(0x86dd).build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, ManyFiltersStillClassifyExactly) {
+  std::vector<Filter> filters;
+  for (uint64_t i = 0; i < 20000; ++i)
+    filters.push_back(filter(Action::Block, {cond(Field::RemoteMac, Match::Equal, 0x02aa00000000ull + i)}));
+  install(filters);
+  EXPECT_EQ(run_inbound(base().src(Mac{0x02, 0xaa, 0, 0, 0x4e, 0x1f}).build()), Verdict::Block);  // i = 19999
+  EXPECT_EQ(run_inbound(base().src(Mac{0x02, 0xaa, 0, 0, 0x4e, 0x20}).build()), Verdict::Permit);  // i = 20000
+}
+
+}  // namespace
+}  // namespace xfp

@@ -112,6 +112,7 @@ struct Datapath::Impl {
   std::map<std::string, XdpAttachment> xdp;
   std::map<std::string, bool> tc_created_hook;
   std::vector<xfp_fields> installed_keys;  // keys of the active bank, for cleanup
+  std::vector<xfp_fields> unreclaimed_keys;  // old-bank keys still to delete
   uint32_t active_bank = 0;
 
   ~Impl() {
@@ -414,6 +415,13 @@ Status Datapath::install(const CompiledSet& set) {
   const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v1);
   const int cfg_fd = impl_->map_fd(impl_->skel->maps.xfp_cfg_v1);
 
+  // The bank to fill must be empty: entries a failed grace period left
+  // behind belong to it, and would otherwise leak into the new set.
+  if (!impl_->unreclaimed_keys.empty()) {
+    XFP_TRY(wait_for_rcu_grace_period());
+    delete_entries(entries_fd, impl_->unreclaimed_keys);
+    impl_->unreclaimed_keys.clear();
+  }
   std::vector<xfp_fields> keys;
   std::vector<xfp_entry> values;
   keys.reserve(set.entry_count());
@@ -462,13 +470,17 @@ Status Datapath::install(const CompiledSet& set) {
   impl_->active_bank = bank;
   ++generation_;
   // 3. Frames that started on the old bank finish before it is cleared.
-  std::vector<xfp_fields> old_keys = std::move(impl_->installed_keys);
+  std::vector<xfp_fields>& old_keys = impl_->unreclaimed_keys;
+  old_keys.insert(old_keys.end(), impl_->installed_keys.begin(), impl_->installed_keys.end());
   impl_->installed_keys = std::move(keys);
   if (Status s = wait_for_rcu_grace_period(); !s) {
+    // Entries of the old bank are harmless (nothing reads that bank) but
+    // take room: retry at the next install.
     spdlog::warn("{}; keeping the old bank's entries until the next install", s.error().message);
     return Ok{};
   }
   delete_entries(entries_fd, old_keys);
+  old_keys.clear();
   return Ok{};
 }
 

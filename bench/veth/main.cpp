@@ -1,0 +1,592 @@
+// xfp-bench-veth: frames per second through a veth pair, 64-byte frames,
+// comparing in one run the receiving side's XDP program:
+//   XDP_DROP    a bare XDP_DROP program (the floor),
+//   xdp-filter  xdp-tools' xdp-filter denying 100 source MACs,
+//   xfp         xfp's inbound layer with 100 remote-mac block filters.
+// Every generated frame is dropped by all three (its source is one of the
+// 100 MACs), so they do the same job.
+//
+// Traffic: the kernel generator (an XDP_TX program under BPF_PROG_TEST_RUN
+// with BPF_F_TEST_XDP_LIVE_FRAMES, ingress_ifindex = the sending veth) on a
+// thread inside the sending namespace. Received frames: the receiving veth's
+// rx_packets (every frame its XDP program saw), the same counter for all
+// three. Rounds interleave the peers (rotating their order) and the median is
+// reported. CPU per frame: the program's run_time_ns / run_cnt with BPF
+// statistics on (a separate window, since the statistics cost time per run),
+// and system+irq+softirq time of /proc/stat over the throughput window per
+// received frame (includes the generator's own kernel time).
+#include <linux/bpf.h>
+#include <linux/if_link.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "bench_common.hpp"
+#include "topology.hpp"
+#include "xfp/compiler.hpp"
+#include "xfp/datapath.hpp"
+#include "xfp/filter_set.hpp"
+#include "xfpb_drop.skel.h"
+#include "xfpb_gen.skel.h"
+
+namespace {
+
+using xfpbench::g_stop;
+using xfpbench::Topology;
+
+constexpr uint64_t kDenyBase = 0x02b5c6200000ull;  // 02:b5:c6:20:00:00 + i
+
+// ---- the generator ----------------------------------------------------------
+class Generator {
+ public:
+  ~Generator() { stop(); }
+  void start(int ns_fd, int prog_fd, uint32_t ifindex, std::vector<uint8_t> frame, int chunk, int batch,
+             int cpu) {
+    stop_.store(false);
+    error_.store(0);
+    th_ = std::thread([this, ns_fd, prog_fd, ifindex, frame = std::move(frame), chunk, batch, cpu] {
+      if (setns(ns_fd, CLONE_NEWNET) != 0) {
+        error_.store(errno);
+        return;
+      }
+      if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      }
+      xdp_md ctx{};
+      ctx.data_end = static_cast<__u32>(frame.size());
+      ctx.ingress_ifindex = ifindex;
+      while (!stop_.load(std::memory_order_relaxed) && !g_stop.load(std::memory_order_relaxed)) {
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
+                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = chunk,
+                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = static_cast<__u32>(batch));
+        int err = bpf_prog_test_run_opts(prog_fd, &o);
+        if (err == -EINTR) continue;
+        if (err) {
+          error_.store(-err);
+          return;
+        }
+        sent_.fetch_add(static_cast<uint64_t>(chunk), std::memory_order_relaxed);
+      }
+    });
+  }
+  void stop() {
+    stop_.store(true);
+    if (th_.joinable()) th_.join();
+  }
+  uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
+  int error() const { return error_.load(); }
+
+ private:
+  std::thread th_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> sent_{0};
+  std::atomic<int> error_{0};
+};
+
+// ---- CPU accounting -------------------------------------------------------------
+struct CpuTimes {
+  uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  uint64_t total() const { return user + nice + system + idle + iowait + irq + softirq + steal; }
+  uint64_t kernel() const { return system + irq + softirq; }
+};
+
+CpuTimes read_cpu_times() {
+  CpuTimes c;
+  if (auto s = xfpbench::read_file("/proc/stat")) {
+    std::istringstream in(*s);
+    std::string cpu;
+    in >> cpu >> c.user >> c.nice >> c.system >> c.idle >> c.iowait >> c.irq >> c.softirq >> c.steal;
+  }
+  return c;
+}
+
+struct ProgStats {
+  uint32_t id = 0;
+  std::string name;
+  uint64_t run_time_ns = 0, run_cnt = 0;
+};
+
+// The program attached (native mode) to the receiving veth.
+std::optional<ProgStats> attached_prog_stats(uint32_t ifindex) {
+  ProgStats p;
+  if (bpf_xdp_query_id(static_cast<int>(ifindex), XDP_FLAGS_DRV_MODE, &p.id) != 0 || p.id == 0) return std::nullopt;
+  int fd = bpf_prog_get_fd_by_id(p.id);
+  if (fd < 0) return std::nullopt;
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+  close(fd);
+  if (rc != 0) return std::nullopt;
+  p.name = info.name;
+  p.run_time_ns = info.run_time_ns;
+  p.run_cnt = info.run_cnt;
+  return p;
+}
+
+std::string stats_enabled_sysctl() {
+  auto s = xfpbench::read_file("/proc/sys/kernel/bpf_stats_enabled");
+  if (!s) return "?";
+  while (!s->empty() && s->back() == '\n') s->pop_back();
+  return *s;
+}
+
+// Sleeps up to `secs`, returning early on SIGINT/SIGTERM.
+void sleep_for(double secs) {
+  const uint64_t end = xfpbench::now_ns() + static_cast<uint64_t>(secs * 1e9);
+  while (!g_stop.load() && xfpbench::now_ns() < end) {
+    uint64_t left = end - xfpbench::now_ns();
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(left, 50000000)));
+  }
+}
+
+// ---- peers -----------------------------------------------------------------
+enum class PeerKind { Drop, XdpFilter, Xfp };
+
+struct PeerResult {
+  PeerKind kind;
+  std::string name;
+  std::string detail;
+  std::string unavailable;  // why it could not be measured
+  std::vector<double> mpps, offered_mpps, kernel_ns, busy, steal, bpf_ns, drop_frac;
+};
+
+struct Ctx {
+  Topology* topo = nullptr;
+  xfpb_drop* drop = nullptr;
+  xfp::Datapath* dp = nullptr;
+  std::vector<uint64_t> deny;
+  int xdpfilter_fd = -1;  // the loaded xdp-filter program, kept across rounds
+  bool threaded = false;
+  bool verbose = false;
+};
+
+xfp::Status attach_peer(Ctx& c, PeerResult& p) {
+  const int ifindex = static_cast<int>(c.topo->rx_ifindex());
+  switch (p.kind) {
+    case PeerKind::Drop: {
+      int rc = bpf_xdp_attach(ifindex, bpf_program__fd(c.drop->progs.xfpb_drop), XDP_FLAGS_DRV_MODE, nullptr);
+      if (rc) return xfp::errno_error("attaching XDP_DROP", -rc);
+      p.detail = "xfpb_drop, native";
+      break;
+    }
+    case PeerKind::XdpFilter: {
+      if (c.xdpfilter_fd >= 0) {  // loaded and filled in an earlier round
+        int rc = bpf_xdp_attach(ifindex, c.xdpfilter_fd, XDP_FLAGS_DRV_MODE, nullptr);
+        if (rc) return xfp::errno_error("re-attaching xdp-filter's program", -rc);
+        break;
+      }
+      std::string cmd = fmt::format("xdp-filter load -m native -p allow -f ethernet {} || exit 1; for m in",
+                                    Topology::kRxDev);
+      for (uint64_t m : c.deny) cmd += " " + xfpbench::mac_to_string(m);
+      cmd += "; do xdp-filter ether -m src $m || exit 2; done";
+      std::string out;
+      int rc = c.topo->exec_in_rx(cmd + " 2>&1", false, &out);
+      if (rc != 0) {
+        bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, nullptr);
+        return xfp::make_error(EIO, fmt::format("xdp-filter failed (exit {}): {}", rc, out));
+      }
+      auto st = attached_prog_stats(c.topo->rx_ifindex());
+      if (!st) return xfp::make_error(EIO, "xdp-filter loaded, but no native XDP program is attached");
+      c.xdpfilter_fd = bpf_prog_get_fd_by_id(st->id);
+      if (c.xdpfilter_fd < 0) return xfp::errno_error("holding xdp-filter's program");
+      p.detail = fmt::format("program {} (xdp-filter load -m native -p allow -f ethernet; {} x ether -m src)",
+                             st->name, c.deny.size());
+      if (st->name.find("dispatch") != std::string::npos)
+        p.detail += " [warning: libxdp dispatcher: re-attach in later rounds may lose the filter]";
+      break;
+    }
+    case PeerKind::Xfp: {
+      xfp::AttachOptions o;
+      o.mode = xfp::XdpMode::Native;
+      o.inbound = true;
+      o.outbound = false;
+      XFP_TRY(c.dp->attach(Topology::kRxDev, o));
+      for (const auto& a : c.dp->attachments())
+        if (a.ifname == Topology::kRxDev)
+          p.detail = fmt::format("{} filters, XDP {} via {}", c.deny.size(), a.xdp_mode, a.xdp_loader);
+      break;
+    }
+  }
+  if (!c.topo->set_rx_threaded(c.threaded))
+    fprintf(stderr, "xfp-bench-veth: warning: could not set threaded NAPI to %d\n", c.threaded ? 1 : 0);
+  return xfp::Ok{};
+}
+
+void detach_peer(Ctx& c, const PeerResult& p) {
+  if (p.kind == PeerKind::Xfp) {
+    auto s = c.dp->detach(Topology::kRxDev);
+    if (!s) fprintf(stderr, "xfp-bench-veth: detaching xfp: %s\n", s.error().message.c_str());
+    return;
+  }
+  bpf_xdp_detach(static_cast<int>(c.topo->rx_ifindex()), XDP_FLAGS_DRV_MODE, nullptr);
+}
+
+// One throughput window (BPF statistics off) then one CPU window (on).
+struct Sample {
+  double mpps = 0, offered_mpps = 0, kernel_ns = 0, busy = 0, steal = 0, bpf_ns = 0, drop_frac = 0;
+  uint64_t frames = 0;
+};
+
+xfp::Result<Sample> measure(Ctx& c, const Generator& gen, double duration, double cpu_duration) {
+  Sample s;
+  auto rx0 = c.topo->rx_stats();
+  auto e0 = c.topo->rx_ethtool();
+  CpuTimes cpu0 = read_cpu_times();
+  uint64_t sent0 = gen.sent(), t0 = xfpbench::now_ns();
+  sleep_for(duration);
+  auto rx1 = c.topo->rx_stats();
+  auto e1 = c.topo->rx_ethtool();
+  CpuTimes cpu1 = read_cpu_times();
+  uint64_t sent1 = gen.sent(), t1 = xfpbench::now_ns();
+  if (!rx0 || !rx1) return xfp::make_error(EIO, "cannot read the receiving veth's statistics");
+  const double secs = static_cast<double>(t1 - t0) / 1e9;
+  s.frames = rx1->rx_packets - rx0->rx_packets;
+  s.mpps = static_cast<double>(s.frames) / secs / 1e6;
+  s.offered_mpps = static_cast<double>(sent1 - sent0) / secs / 1e6;
+  const double tick_ns = 1e9 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double dk = static_cast<double>(cpu1.kernel() - cpu0.kernel());
+  const double dt = static_cast<double>(cpu1.total() - cpu0.total());
+  s.kernel_ns = s.frames ? dk * tick_ns / static_cast<double>(s.frames) : 0;
+  s.busy = dt > 0 ? 1.0 - static_cast<double>(cpu1.idle + cpu1.iowait - cpu0.idle - cpu0.iowait) / dt : 0;
+  s.steal = dt > 0 ? static_cast<double>(cpu1.steal - cpu0.steal) / dt : 0;
+  const uint64_t drops = e1["rx_xdp_drops"] - e0["rx_xdp_drops"];
+  s.drop_frac = s.frames ? static_cast<double>(drops) / static_cast<double>(s.frames) : 0;
+
+  if (cpu_duration > 0 && !g_stop.load()) {
+    int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);  // off again when closed
+    if (stats_fd < 0) return xfp::errno_error("enabling BPF run-time statistics", -stats_fd);
+    auto p0 = attached_prog_stats(c.topo->rx_ifindex());
+    sleep_for(cpu_duration);
+    auto p1 = attached_prog_stats(c.topo->rx_ifindex());
+    close(stats_fd);
+    if (p0 && p1 && p1->id == p0->id && p1->run_cnt > p0->run_cnt)
+      s.bpf_ns = static_cast<double>(p1->run_time_ns - p0->run_time_ns) / static_cast<double>(p1->run_cnt - p0->run_cnt);
+  }
+  return s;
+}
+
+const char* kind_key(PeerKind k) {
+  switch (k) {
+    case PeerKind::Drop: return "xdp_drop";
+    case PeerKind::XdpFilter: return "xdp_filter";
+    case PeerKind::Xfp: return "xfp";
+  }
+  return "?";
+}
+
+int run(int argc, char** argv) {
+  double duration = 3.0, cpu_duration = 1.0, warmup = 0.5;
+  int rounds = 3, chunk = 65536, batch = 64, gen_cpu = -1;
+  size_t nmacs = 100;
+  bool threaded = false;
+  std::vector<std::string> peer_names = {"drop", "xdp-filter", "xfp"};
+  double target_drop = 0.9, target_xdpfilter = 1.0;
+  std::string json_path;
+
+  CLI::App app{
+      "xfp-bench-veth: frames per second of 64-byte frames on a veth pair between two namespaces made for\n"
+      "the purpose (xfpb-PID-tx, xfpb-PID-rx; removed at exit, also on Ctrl-C), comparing in one run the\n"
+      "receiving veth's XDP program: a bare XDP_DROP, xdp-filter (xdp-tools) denying N source MACs, and\n"
+      "xfp with N remote-mac block filters. Traffic comes from the kernel generator (XDP_TX program under\n"
+      "BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES) on the sending veth. Received = the receiving\n"
+      "veth's rx_packets. CPU/frame = the program's run_time_ns/run_cnt (BPF stats, own window) and\n"
+      "/proc/stat system+irq+softirq per received frame. Targets: xfp/XDP_DROP >= 0.9, xfp/xdp-filter\n"
+      ">= 1.0 (reported, not asserted: exit status 0 unless the measurement failed). Needs root."};
+  app.add_option("-d,--duration", duration, "seconds of each throughput window")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
+  app.add_option("--cpu-duration", cpu_duration, "seconds of each CPU window with BPF statistics on (0: skip)")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "seconds of traffic before each window")->capture_default_str();
+  app.add_option("-r,--rounds", rounds, "rounds; each measures every peer once (order rotates)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("-p,--peers", peer_names, "peers to measure: drop, xdp-filter, xfp")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"drop", "xdp-filter", "xfp"}))
+      ->capture_default_str();
+  app.add_option("-m,--macs", nmacs, "MACs in the deny set (xdp-filter and xfp)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  app.add_option("--chunk", chunk, "frames per BPF_PROG_TEST_RUN call of the generator")
+      ->check(CLI::Range(64, 1 << 26))
+      ->capture_default_str();
+  app.add_option("--batch", batch, "generator batch size (BPF_F_TEST_XDP_LIVE_FRAMES batch_size)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--gen-cpu", gen_cpu, "pin the generator thread to this CPU (-1: no pinning)")->capture_default_str();
+  app.add_flag("--napi-threaded", threaded,
+               "threaded NAPI on the receiving veth (receive runs in a kthread, not in the generator's softirq)");
+  app.add_option("--target-drop", target_drop, "PASS when xfp/XDP_DROP >= this")->capture_default_str();
+  app.add_option("--target-xdp-filter", target_xdpfilter, "PASS when xfp/xdp-filter >= this")->capture_default_str();
+  app.add_option("--json", json_path, "also write the results as JSON to this file ('-' = stdout)");
+  CLI11_PARSE(app, argc, argv);
+
+  FILE* out = json_path == "-" ? stderr : stdout;
+  spdlog::set_level(spdlog::level::warn);
+  if (geteuid() != 0) {
+    fprintf(stderr, "xfp-bench-veth: needs root (namespaces, XDP, BPF_PROG_TEST_RUN)\n");
+    return 1;
+  }
+  xfpbench::install_signal_handlers();
+
+  const auto machine = xfpbench::machine_facts();
+  const std::string command = xfpbench::reproduce_command(argc, argv);
+  const std::string stats_before = stats_enabled_sysctl();
+  fprintf(out, "xfp-bench-veth\n  machine: %s\n  command: %s\n", xfpbench::describe(machine).c_str(), command.c_str());
+  fprintf(out, "  method: kernel generator (XDP_TX, live frames, batch %d, %d frames per call) -> veth -> peer's XDP; "
+               "%d rounds x (%.1f s warm-up, %.1f s throughput, %.1f s CPU with BPF stats) per peer; "
+               "NAPI threaded=%d\n",
+          batch, chunk, rounds, warmup, duration, cpu_duration, threaded ? 1 : 0);
+  if (stats_before != "0")
+    fprintf(out, "  note: kernel.bpf_stats_enabled is %s before the run (someone else enabled it): throughput "
+                 "windows then include the statistics' cost\n",
+            stats_before.c_str());
+
+  // Everything below unwinds in reverse order: peers detach before the
+  // namespaces go.
+  auto topo_r = Topology::create();
+  if (!topo_r) {
+    fprintf(stderr, "xfp-bench-veth: %s\n", topo_r.error().message.c_str());
+    return 1;
+  }
+  std::unique_ptr<Topology> topo = std::move(*topo_r);
+  fprintf(out, "  topology: %s/%s (%s) <-> %s/%s (%s)\n", topo->tx_ns().c_str(), Topology::kTxDev,
+          xfpbench::mac_to_string(Topology::kTxMac).c_str(), topo->rx_ns().c_str(), Topology::kRxDev,
+          xfpbench::mac_to_string(Topology::kRxMac).c_str());
+
+  std::unique_ptr<xfpb_gen, void (*)(xfpb_gen*)> gen_skel(xfpb_gen__open_and_load(), xfpb_gen__destroy);
+  std::unique_ptr<xfpb_drop, void (*)(xfpb_drop*)> drop_skel(xfpb_drop__open_and_load(), xfpb_drop__destroy);
+  if (!gen_skel || !drop_skel) {
+    fprintf(stderr, "xfp-bench-veth: loading the generator or XDP_DROP program failed: %s\n", strerror(errno));
+    return 1;
+  }
+  // The sending veth needs XDP set up for XDP_TX to reach its peer.
+  int pass_rc = 0;
+  auto st = xfpbench::run_in_netns(topo->tx_ns_fd(), [&] {
+    pass_rc = bpf_xdp_attach(static_cast<int>(topo->tx_ifindex()), bpf_program__fd(gen_skel->progs.xfpb_pass),
+                             XDP_FLAGS_DRV_MODE, nullptr);
+  });
+  if (!st || pass_rc) {
+    fprintf(stderr, "xfp-bench-veth: attaching XDP_PASS to the sending veth failed: %s\n",
+            st ? strerror(-pass_rc) : st.error().message.c_str());
+    return 1;
+  }
+
+  Ctx ctx;
+  ctx.topo = topo.get();
+  ctx.drop = drop_skel.get();
+  ctx.threaded = threaded;
+  for (size_t i = 0; i < nmacs; ++i) ctx.deny.push_back(kDenyBase + i);
+  const uint64_t src = ctx.deny[nmacs * 57 / 100];  // one in the middle of the set
+
+  std::unique_ptr<xfp::Datapath> dp;
+  std::vector<PeerResult> peers;
+  for (const auto& n : peer_names) {
+    PeerResult p;
+    p.kind = n == "drop" ? PeerKind::Drop : n == "xdp-filter" ? PeerKind::XdpFilter : PeerKind::Xfp;
+    p.name = n == "drop" ? "XDP_DROP" : n == "xdp-filter" ? "xdp-filter" : "xfp";
+    if (std::any_of(peers.begin(), peers.end(), [&](const PeerResult& q) { return q.kind == p.kind; })) continue;
+    if (p.kind == PeerKind::XdpFilter && xfpbench::run_command({"xdp-filter", "help"}, true) == 127)
+      p.unavailable = "xdp-filter is not installed (Debian package xdp-tools)";
+    if (p.kind == PeerKind::Xfp && !dp) {
+      auto d = xfp::Datapath::open();
+      if (!d) {
+        fprintf(stderr, "xfp-bench-veth: loading xfp: %s\n", d.error().message.c_str());
+        return 1;
+      }
+      dp = std::move(*d);
+      xfp::FilterSet set;
+      for (size_t i = 0; i < nmacs; ++i) {
+        xfp::Filter f;
+        f.name = fmt::format("deny-{}", i);
+        f.layer = xfp::Layer::Inbound;
+        f.action = xfp::Action::Block;
+        xfp::Condition c;
+        c.field = xfp::Field::RemoteMac;
+        c.match = xfp::Match::Equal;
+        c.value = ctx.deny[i];
+        f.conditions.push_back(c);
+        auto id = set.add_filter(std::move(f));
+        if (!id) {
+          fprintf(stderr, "xfp-bench-veth: %s\n", id.error().message.c_str());
+          return 1;
+        }
+      }
+      auto compiled = xfp::compile(set);
+      if (!compiled) {
+        fprintf(stderr, "xfp-bench-veth: compiling: %s\n", compiled.error().message.c_str());
+        return 1;
+      }
+      auto s = dp->install(*compiled);
+      if (!s) {
+        fprintf(stderr, "xfp-bench-veth: installing: %s\n", s.error().message.c_str());
+        return 1;
+      }
+      ctx.dp = dp.get();
+    }
+    peers.push_back(std::move(p));
+  }
+
+  xfpbench::FrameSpec fs;
+  fs.dst = Topology::kRxMac;
+  fs.src = src;
+  const std::vector<uint8_t> frame = xfpbench::build_frame(fs);
+  fprintf(out, "  frame: %zu bytes IPv4/UDP 198.18.0.1 -> 198.19.0.1, %s -> %s (deny set: %zu MACs %s .. %s)\n\n",
+          frame.size(), xfpbench::mac_to_string(src).c_str(), xfpbench::mac_to_string(fs.dst).c_str(), nmacs,
+          xfpbench::mac_to_string(ctx.deny.front()).c_str(), xfpbench::mac_to_string(ctx.deny.back()).c_str());
+
+  const int gen_fd = bpf_program__fd(gen_skel->progs.xfpb_gen_tx);
+  bool failed = false;
+  std::string threaded_seen;
+  for (int r = 0; r < rounds && !g_stop.load() && !failed; ++r) {
+    for (size_t k = 0; k < peers.size() && !g_stop.load(); ++k) {
+      PeerResult& p = peers[(k + static_cast<size_t>(r)) % peers.size()];
+      if (!p.unavailable.empty()) continue;
+      auto a = attach_peer(ctx, p);
+      if (!a) {
+        p.unavailable = a.error().message;
+        fprintf(out, "round %d: %s: cannot attach: %s\n", r + 1, p.name.c_str(), p.unavailable.c_str());
+        continue;
+      }
+      if (threaded_seen.empty()) threaded_seen = topo->rx_threaded().value_or("?");
+      Generator gen;
+      gen.start(topo->tx_ns_fd(), gen_fd, topo->tx_ifindex(), frame, chunk, batch, gen_cpu);
+      sleep_for(warmup);
+      auto s = measure(ctx, gen, duration, cpu_duration);
+      gen.stop();
+      detach_peer(ctx, p);
+      if (gen.error()) {
+        fprintf(stderr, "xfp-bench-veth: generator: BPF_PROG_TEST_RUN: %s\n", strerror(gen.error()));
+        failed = true;
+        break;
+      }
+      if (!s) {
+        fprintf(stderr, "xfp-bench-veth: %s\n", s.error().message.c_str());
+        failed = true;
+        break;
+      }
+      if (g_stop.load()) break;  // an interrupted window is not a sample
+      p.mpps.push_back(s->mpps);
+      p.offered_mpps.push_back(s->offered_mpps);
+      p.kernel_ns.push_back(s->kernel_ns);
+      p.busy.push_back(s->busy);
+      p.steal.push_back(s->steal);
+      p.bpf_ns.push_back(s->bpf_ns);
+      p.drop_frac.push_back(s->drop_frac);
+      fprintf(out, "round %d  %-10s %6.2f Mpps received (generator %6.2f Mpps), dropped by XDP %5.1f%%, "
+                   "kernel CPU %6.1f ns/frame, prog %5.1f ns/frame, machine busy %3.0f%%\n",
+              r + 1, p.name.c_str(), s->mpps, s->offered_mpps, 100.0 * s->drop_frac, s->kernel_ns, s->bpf_ns,
+              100.0 * s->busy);
+      fflush(out);
+    }
+  }
+  if (ctx.xdpfilter_fd >= 0) close(ctx.xdpfilter_fd);
+  if (g_stop.load()) fprintf(out, "\ninterrupted: reporting the rounds completed so far\n");
+
+  // ---- report --------------------------------------------------------------
+  fprintf(out, "\n%-11s %9s %9s %9s %11s %12s %14s %9s\n", "peer", "Mpps med", "min", "max", "offered",
+          "prog ns/fr", "kernel ns/fr", "XDP drop");
+  nlohmann::json jpeers = nlohmann::json::array();
+  auto med = [](const std::vector<double>& v) { return xfpbench::median_of(v); };
+  for (const auto& p : peers) {
+    nlohmann::json jp = {{"peer", kind_key(p.kind)}, {"name", p.name}, {"detail", p.detail}};
+    if (p.mpps.empty()) {
+      fprintf(out, "%-11s not measured: %s\n", p.name.c_str(), p.unavailable.empty() ? "interrupted" : p.unavailable.c_str());
+      jp["unavailable"] = p.unavailable.empty() ? "interrupted" : p.unavailable;
+      jpeers.push_back(jp);
+      continue;
+    }
+    fprintf(out, "%-11s %9.2f %9.2f %9.2f %11.2f %12.1f %14.1f %8.1f%%\n", p.name.c_str(), med(p.mpps),
+            xfpbench::min_of(p.mpps), xfpbench::max_of(p.mpps), med(p.offered_mpps), med(p.bpf_ns), med(p.kernel_ns),
+            100.0 * med(p.drop_frac));
+    jp.update({{"mpps_median", med(p.mpps)},
+               {"mpps_min", xfpbench::min_of(p.mpps)},
+               {"mpps_max", xfpbench::max_of(p.mpps)},
+               {"mpps_rounds", p.mpps},
+               {"offered_mpps_median", med(p.offered_mpps)},
+               {"prog_ns_per_frame_median", med(p.bpf_ns)},
+               {"prog_ns_per_frame_rounds", p.bpf_ns},
+               {"kernel_cpu_ns_per_frame_median", med(p.kernel_ns)},
+               {"kernel_cpu_ns_per_frame_rounds", p.kernel_ns},
+               {"machine_busy_rounds", p.busy},
+               {"steal_rounds", p.steal},
+               {"xdp_drop_fraction_median", med(p.drop_frac)}});
+    jpeers.push_back(jp);
+  }
+  fprintf(out, "(Mpps = receiving veth rx_packets per second; offered = generator; prog ns/fr = run_time_ns/run_cnt "
+               "with BPF stats on; kernel ns/fr = /proc/stat system+irq+softirq per received frame, both CPUs, "
+               "generator included)\n");
+  for (const auto& p : peers)
+    if (!p.detail.empty()) fprintf(out, "  %-10s %s\n", p.name.c_str(), p.detail.c_str());
+
+  auto find = [&](PeerKind k) -> const PeerResult* {
+    for (const auto& p : peers)
+      if (p.kind == k && !p.mpps.empty()) return &p;
+    return nullptr;
+  };
+  nlohmann::json jtargets = nlohmann::json::object();
+  const PeerResult* x = find(PeerKind::Xfp);
+  fprintf(out, "\n");
+  for (auto [k, target, key] : {std::tuple{PeerKind::Drop, target_drop, "xfp_vs_xdp_drop"},
+                                std::tuple{PeerKind::XdpFilter, target_xdpfilter, "xfp_vs_xdp_filter"}}) {
+    const PeerResult* b = find(k);
+    if (!x || !b) continue;
+    const double ratio = med(x->mpps) / med(b->mpps);
+    const double cpu_ratio = med(b->bpf_ns) > 0 ? med(x->bpf_ns) / med(b->bpf_ns) : 0;
+    const bool pass = ratio >= target;
+    fprintf(out, "target  xfp/%s >= %.2f: %.3f  %s   (prog CPU per frame xfp/%s: %.2fx)\n", b->name.c_str(), target,
+            ratio, pass ? "PASS" : "FAIL", b->name.c_str(), cpu_ratio);
+    jtargets[key] = {{"target", target}, {"value", ratio}, {"pass", pass}, {"prog_cpu_ratio", cpu_ratio}};
+  }
+
+  const std::string stats_after = stats_enabled_sysctl();
+  fprintf(out, "kernel.bpf_stats_enabled: %s before, %s after\n", stats_before.c_str(), stats_after.c_str());
+  if (!json_path.empty()) {
+    nlohmann::json j = {{"bench", "xfp-bench-veth"},
+                        {"machine", to_json(machine)},
+                        {"command", command},
+                        {"method",
+                         {{"duration_s", duration},
+                          {"cpu_duration_s", cpu_duration},
+                          {"warmup_s", warmup},
+                          {"rounds", rounds},
+                          {"frame_bytes", frame.size()},
+                          {"generator_batch", batch},
+                          {"generator_chunk", chunk},
+                          {"napi_threaded", threaded_seen},
+                          {"deny_macs", nmacs}}},
+                        {"peers", jpeers},
+                        {"targets", jtargets},
+                        {"interrupted", g_stop.load()}};
+    if (!xfpbench::write_json(json_path, j)) fprintf(stderr, "xfp-bench-veth: cannot write %s\n", json_path.c_str());
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return run(argc, argv); }

@@ -1,0 +1,95 @@
+// `xfp daemon`: restore the state, serve the control socket until SIGINT or
+// SIGTERM, then detach what was attached and exit 0.
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli.hpp"
+#include "xfp/control.hpp"
+
+namespace xfp::cli {
+
+namespace {
+
+void setup_logging() {
+  auto logger = spdlog::stderr_color_mt("xfp");
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e xfp[%P] %l: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::flush_on(spdlog::level::info);
+}
+
+// SIGINT and SIGTERM become readable events on a signalfd, which the
+// server's poll loop watches; SIGPIPE is ignored (sockets use MSG_NOSIGNAL,
+// this covers everything else).
+Result<int> stop_signals() {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("sigprocmask");
+  int fd = ::signalfd(-1, &set, SFD_CLOEXEC);
+  if (fd < 0) return errno_error("signalfd");
+  return fd;
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& opts) {
+  setup_logging();
+  auto sigfd = stop_signals();
+  if (!sigfd) return fail(sigfd.error());
+
+  // The socket first: a second daemon on the same socket stops here, before
+  // it loads anything. Connections wait in the backlog until serve().
+  control::Server::Options so;
+  so.path = opts.socket;
+  auto server = control::Server::listen(so);
+  if (!server) return fail(server.error());
+
+  auto store = StateStore::open(opts.state_dir);
+  if (!store) return fail(store.error());
+  if (opts.reset_state) {
+    auto moved = store->move_aside();
+    if (!moved) return fail(moved.error());
+    if (moved->empty()) spdlog::info("--reset-state: no state file in {}; starting empty", opts.state_dir);
+    else spdlog::warn("--reset-state: moved the previous state to {}; starting empty", *moved);
+  }
+
+  DatapathOptions dpo;
+  dpo.max_entries = opts.max_entries;
+  auto datapath = Datapath::open(dpo);
+  if (!datapath) return fail(std::move(datapath).error().context("loading the BPF programs"));
+
+  EngineOptions eo;
+  // The entries hash holds both banks: the running set and the one being installed.
+  eo.limits.max_entries = opts.max_entries / 2;
+  std::vector<std::string> warnings;
+  auto engine = Engine::open(std::move(*store), std::move(*datapath), eo, warnings);
+  if (!engine) return fail(engine.error());
+  for (const auto& w : warnings) spdlog::warn("{}", w);
+
+  Engine& e = **engine;
+  EngineStatus st = e.status();
+  spdlog::info("xfp {} listening on {}; state {}; {} filter(s), {} interface(s) attached", kVersion,
+               opts.socket, st.state_file, e.filters().size(), st.attachments.size());
+
+  auto served = (*server)->serve([&](const nlohmann::json& req) { return handle_request(e, req); }, *sigfd);
+  if (!served) {
+    spdlog::error("control socket: {}", served.error().message);
+    return kExitError;
+  }
+  signalfd_siginfo info{};
+  if (::read(*sigfd, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
+    spdlog::info("SIG{} received: detaching and exiting", ::sigabbrev_np(static_cast<int>(info.ssi_signo)));
+  server->reset();  // no new requests while detaching
+  engine->reset();  // the Datapath detaches everything it attached
+  ::close(*sigfd);
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace xfp::cli

@@ -1,0 +1,268 @@
+// `xfp`: the command line of the xfp filter engine, and its daemon.
+// Subcommands in the manner of iproute2 and nft; each one's --help carries
+// examples. This file only declares the command line; the work is in
+// commands.cpp (client) and daemon.cpp.
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli.hpp"
+#include "xfp/control.hpp"
+
+namespace xfp::cli {
+
+int fail(const std::string& message, int code) {
+  std::cerr << "xfp: " << message << std::endl;
+  return code;
+}
+
+namespace {
+
+constexpr const char* kFilterLanguage = R"(
+
+Filter language (the words after `filter add`, one filter per line in files):
+  CONDITIONS   FIELD MATCH VALUE, repeated; different fields AND, same field OR
+    fields     interface (name or index), compartment, local-mac, remote-mac,
+               interface-mac, ethertype, vlan, inner-vlan, frame-length,
+               l2-flags, local-addr-type, remote-addr-type
+    matches    eq (==), ne (!=), gt (>), lt (<), ge (>=), le (<=), range,
+               all-set, any-set, none-set (l2-flags), prefix (MACs)
+  action permit|block|callout-terminating|callout-inspection|callout-unknown
+  name NAME  layer inbound|outbound  sublayer NAME  weight N  callout KEY
+  flags persistent,disabled,clear-action-right,permit-if-callout-unregistered
+  context N  description TEXT
+)";
+
+// Options that every subcommand accepts (CLI11 hands unknown options of a
+// subcommand to its parent: `xfp filter list --json` works).
+void global_options(CLI::App& app, Global& g) {
+  const char* env = std::getenv("XFP_SOCKET");
+  g.socket = env && *env ? env : control::kDefaultSocket;
+  app.add_option("--socket", g.socket, "control socket of the daemon (env XFP_SOCKET)")
+      ->default_str(control::kDefaultSocket)
+      ->type_name("PATH");
+  app.add_flag("--json", g.json, "machine-readable output (the daemon's JSON reply)");
+}
+
+std::optional<double> watch_value(CLI::Option* opt, const std::string& text) {
+  if (opt->count() == 0) return std::nullopt;
+  if (text.empty()) return 1.0;
+  return std::stod(text);
+}
+
+void add_watch(CLI::App* sub, std::string& text) {
+  sub->add_option("--watch", text, "redraw every SECONDS (default 1) until Ctrl-C, with per-second rates")
+      ->expected(0, 1)
+      ->type_name("[SECONDS]")
+      ->check(CLI::Range(0.1, 86400.0).description(""));
+}
+
+}  // namespace
+
+int main_cli(int argc, char** argv) {
+  CLI::App app{"xfp: the Windows Filtering Platform's layer-2 filter model on Linux.\n"
+               "Filters classify Ethernet frames on attached interfaces: XDP for the inbound\n"
+               "layer, TC egress for the outbound layer. `xfp daemon` owns the BPF programs;\n"
+               "the other commands talk to it over its control socket.",
+               "xfp"};
+  app.set_version_flag("--version", kVersion);
+  app.require_subcommand(0, 1);
+  app.fallthrough();
+  app.footer(R"(Examples:
+  xfp daemon &                       start the daemon (as root)
+  xfp attach veth0                   classify frames of veth0, both layers
+  xfp filter add name no-arp ethertype eq arp action block
+  xfp filter list
+  xfp apply policy.xfp               a filter file, all or nothing
+  xfp status --watch                 counters and rates, until Ctrl-C
+
+Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
+2 usage error (command line or filter text; nothing was sent).)");
+
+  Global g;
+  global_options(app, g);
+  std::string apply_file;
+  app.add_option("-f,--file", apply_file, "same as `xfp apply FILE`")->type_name("FILE");
+
+  // daemon
+  DaemonOptions dopts;
+  auto* daemon = app.add_subcommand("daemon", "run the xfp daemon in the foreground");
+  daemon->add_option("--state-dir", dopts.state_dir, "where the policy is saved (state.json)")->capture_default_str();
+  daemon->add_option("--max-entries", dopts.max_entries, "capacity of the compiled-filter hash (both banks)")
+      ->capture_default_str()
+      ->check(CLI::Range(2u, 1u << 26));
+  daemon->add_flag("--reset-state", dopts.reset_state,
+                   "start with an empty policy; the old state file is kept as state.json.old");
+  daemon->footer(R"(The daemon loads the BPF programs, restores the saved policy (filters marked
+persistent, sublayers, defaults, attached interfaces), then serves the control
+socket until SIGINT or SIGTERM, when it detaches what it attached and exits 0.
+A state file that cannot be read stops the start (no policy is silently dropped);
+--reset-state starts empty instead. Logs go to stderr.
+
+Examples:
+  xfp daemon
+  xfp daemon --socket /tmp/xfp.sock --state-dir /tmp/xfp-state
+  xfp daemon --reset-state)");
+
+  // attach / detach
+  std::string dev, mode = "auto", layers = "both";
+  auto* attach = app.add_subcommand("attach", "attach the classifier to an interface");
+  attach->add_option("DEV", dev, "interface name")->required();
+  attach->add_option("--mode", mode, "XDP mode: auto tries native, then generic")
+      ->check(CLI::IsMember({"auto", "native", "generic"}))
+      ->capture_default_str();
+  attach->add_option("--layers", layers, "inbound (XDP), outbound (TC egress) or both")
+      ->check(CLI::IsMember({"inbound", "outbound", "both"}))
+      ->capture_default_str();
+  attach->footer(R"(The attachment is saved: a restarted daemon attaches DEV again.
+
+Examples:
+  xfp attach veth0
+  xfp attach eth1 --mode generic --layers inbound)");
+
+  auto* detach = app.add_subcommand("detach", "detach the classifier from an interface");
+  detach->add_option("DEV", dev, "interface name")->required();
+  detach->footer("Example:\n  xfp detach veth0");
+
+  // filter
+  auto* filter = app.add_subcommand("filter", "add, delete, list and show filters");
+  filter->require_subcommand(1);
+  filter->footer(std::string("Examples:\n"
+                             "  xfp filter add name lab-oui remote-mac prefix 02:00:5e:00:00:00/24 action block\n"
+                             "  xfp filter list --layer inbound\n"
+                             "  xfp filter show lab-oui\n"
+                             "  xfp filter delete lab-oui") +
+                 kFilterLanguage);
+  std::vector<std::string> words;
+  auto* fadd = filter->add_subcommand("add", "add a filter (the rest of the line is the filter)");
+  fadd->prefix_command();
+  fadd->fallthrough(false);  // the words stay with `add`, none go up as unknown options
+  fadd->footer(std::string(R"(Everything after `add` is the filter, in the filter language below. Interface
+names are resolved here, in the caller's network namespace.
+
+Examples:
+  xfp filter add name no-arp ethertype eq arp action block
+  xfp filter add layer outbound vlan range 100-199 vlan eq 300 action block flags persistent
+  xfp filter add sublayer audit weight 10 l2-flags any-set malformed action block)") +
+                 kFilterLanguage);
+  std::string ref;
+  auto* fdel = filter->add_subcommand("delete", "delete a filter by id or name");
+  fdel->add_option("ID|NAME", ref, "filter id or name")->required();
+  fdel->footer("Examples:\n  xfp filter delete 7\n  xfp filter delete no-arp");
+  std::string list_layer;
+  auto* flist = filter->add_subcommand("list", "list filters with their counters");
+  flist->add_option("--layer", list_layer, "only this layer")->check(CLI::IsMember({"inbound", "outbound"}));
+  flist->footer("Examples:\n  xfp filter list\n  xfp filter list --layer outbound --json");
+  auto* fshow = filter->add_subcommand("show", "show one filter in full");
+  fshow->add_option("ID|NAME", ref, "filter id or name")->required();
+  fshow->footer("Example:\n  xfp filter show no-arp");
+
+  // sublayer
+  auto* sublayer = app.add_subcommand("sublayer", "add, delete and list sublayers");
+  sublayer->require_subcommand(1);
+  sublayer->footer(R"(Every sublayer is evaluated (highest weight first); inside one, filters are
+tried by weight until one permits or blocks. Block overrides permit.
+
+Examples:
+  xfp sublayer add audit weight 100
+  xfp sublayer delete audit
+  xfp sublayer list)");
+  std::vector<std::string> sl_words;
+  auto* sadd = sublayer->add_subcommand("add", "add a sublayer");
+  sadd->add_option("words", sl_words, "the sublayer's name, the word weight, its weight 0-65535")
+      ->required()
+      ->type_name("NAME weight N");
+  sadd->footer("Example:\n  xfp sublayer add audit weight 100");
+  std::string sl_name;
+  auto* sdel = sublayer->add_subcommand("delete", "delete a sublayer (it must hold no filter)");
+  sdel->add_option("NAME", sl_name, "sublayer name")->required();
+  sdel->footer("Example:\n  xfp sublayer delete audit");
+  auto* slist = sublayer->add_subcommand("list", "list sublayers");
+  slist->footer("Example:\n  xfp sublayer list");
+
+  // default
+  std::string def_layer, def_action;
+  auto* deflt = app.add_subcommand("default", "set a layer's action when no filter decides");
+  deflt->add_option("LAYER", def_layer, "inbound or outbound")->required()->check(CLI::IsMember({"inbound", "outbound"}));
+  deflt->add_option("ACTION", def_action, "permit or block")->required()->check(CLI::IsMember({"permit", "block"}));
+  deflt->footer("Examples:\n  xfp default inbound block\n  xfp default outbound permit");
+
+  // apply / flush
+  std::string file;
+  auto* apply = app.add_subcommand("apply", "apply a filter file as one transaction");
+  apply->add_option("FILE", file, "the file, or - for standard input")->required();
+  apply->footer(R"(One command per line: filter add ..., filter delete ID|NAME,
+sublayer add NAME weight N, sublayer delete NAME, default LAYER ACTION, flush.
+`#` starts a comment. The file is checked here first (errors name FILE:LINE),
+then sent as one transaction: every command applies, or none does.
+
+Examples:
+  xfp apply policy.xfp
+  xfp -f policy.xfp
+  echo 'filter add ethertype eq lldp action block' | xfp apply -)");
+  auto* flush = app.add_subcommand("flush", "delete every filter and every sublayer but default");
+  flush->footer("Example:\n  xfp flush");
+
+  // status / counters
+  std::string watch_text;
+  auto* status = app.add_subcommand("status", "attachments, generation, filter counts, layer counters");
+  add_watch(status, watch_text);
+  status->footer(R"(Layer counters: FRAMES and BYTES classified; PERMIT and BLOCK final verdicts;
+DEFAULT frames no filter decided; MALFORMED frames with the malformed L2 flag;
+CALLOUT-FAIL frames whose callout was absent (the filter's fail action applied);
+VETO callout blocks that overrode a hard permit.
+
+Examples:
+  xfp status
+  xfp status --watch          redraw every second
+  xfp status --watch 5 --json one JSON document per sample)");
+  auto* counters = app.add_subcommand("counters", "per-filter frame and byte counters");
+  add_watch(counters, watch_text);
+  counters->footer("Examples:\n  xfp counters\n  xfp counters --watch 2");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(std::string(e.what()) + " (see xfp --help)", kExitUsage);
+  }
+
+  if (*daemon) {
+    dopts.socket = g.socket;
+    return run_daemon(dopts);
+  }
+  if (*attach) return cmd_attach(g, dev, mode, layers);
+  if (*detach) return cmd_detach(g, dev);
+  if (*fadd) {
+    words = fadd->remaining();
+    if (words.empty()) return fail("'filter add' needs a filter (see xfp filter add --help)", kExitUsage);
+    return cmd_filter_add(g, words);
+  }
+  if (*fdel) return cmd_filter_delete(g, ref);
+  if (*flist) return cmd_filter_list(g, list_layer);
+  if (*fshow) return cmd_filter_show(g, ref);
+  if (*sadd) {
+    std::vector<std::string> w{"sublayer", "add"};
+    w.insert(w.end(), sl_words.begin(), sl_words.end());
+    return cmd_policy(g, w);
+  }
+  if (*sdel) return cmd_policy(g, {"sublayer", "delete", sl_name});
+  if (*slist) return cmd_sublayer_list(g);
+  if (*deflt) return cmd_policy(g, {"default", def_layer, def_action});
+  if (*flush) return cmd_policy(g, {"flush"});
+  if (*apply) return cmd_apply(g, file);
+  if (*status) return cmd_status(g, watch_value(status->get_option("--watch"), watch_text));
+  if (*counters) return cmd_counters(g, watch_value(counters->get_option("--watch"), watch_text));
+  if (!apply_file.empty()) return cmd_apply(g, apply_file);
+  return fail("a command is needed (see xfp --help)", kExitUsage);
+}
+
+}  // namespace xfp::cli
+
+int main(int argc, char** argv) { return xfp::cli::main_cli(argc, argv); }

@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "bench_common.hpp"
 #include "xfp/compiler.hpp"
@@ -380,6 +381,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "xfp-bench-classifier: --sizes is empty\n");
     return 2;
   }
+  spdlog::set_level(spdlog::level::warn);
   if (geteuid() != 0) fprintf(stderr, "xfp-bench-classifier: warning: not root; loading BPF will probably fail\n");
   const bool json_stdout = json_path == "-";
   FILE* out = json_stdout ? stderr : stdout;  // keep stdout clean for JSON

@@ -17,8 +17,9 @@ namespace xfp {
 // Resolves an interface name to its ifindex (the daemon's namespace).
 using IfaceResolver = std::function<Result<uint32_t>(std::string_view name)>;
 
-// Splits a line into words: whitespace separates, double quotes group,
-// `#` outside quotes starts a comment.
+// Splits a line into words: whitespace separates, double quotes group
+// (inside them \" \\ \n \t \r are escapes), `#` outside quotes starts a
+// comment.
 Result<std::vector<std::string>> tokenize(std::string_view line);
 
 // Parses the words after `filter add`.
@@ -37,6 +38,14 @@ std::string format_filter_line(const Filter& f);
 
 std::string flags_to_string(uint32_t filter_flags);        // "persistent,disabled"
 std::string l2_flags_to_string(uint32_t l2_flags);
+// Parses "persistent,disabled" (filter flag names, comma separated).
+Result<uint32_t> flags_from_string(std::string_view text);
+
+// Checks what a filter means as a whole, whatever it came from (text, JSON,
+// code): every condition valid for its field, no overlapping ranges on one
+// field, a callout key exactly when the action is a callout, known flags, a
+// name that cannot be taken for an id. parse_filter and filter_from_json call it.
+Status check_filter(const Filter& f);
 
 // One command of a filter file or of a transaction.
 struct Command {

@@ -160,8 +160,9 @@ Result<json> recv_message(int fd, int timeout_ms) {
 
 Result<Client> Client::connect(const std::string& path, int timeout_ms) {
   auto unreachable = [&](int code) {
-    return make_error(code, "cannot reach the daemon at " + path + ": " + std::strerror(code) +
-                                " (is `xfp daemon` running?)");
+    const char* hint = code == EACCES || code == EPERM ? " (the control socket is for root)"
+                                                       : " (is `xfp daemon` running?)";
+    return make_error(code, "cannot reach the daemon at " + path + ": " + std::strerror(code) + hint);
   };
   auto addr = unix_address(path);
   if (!addr) return std::move(addr).error();

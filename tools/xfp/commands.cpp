@@ -170,10 +170,10 @@ int cmd_attach(const Global& g, const std::string& dev, const std::string& mode,
   return simple(g, req, [](const json& reply) -> std::string {
     const json a = reply.value("attachment", json::object());
     std::string in = a.value("inbound", false)
-                         ? fmt::format("inbound XDP {} ({})", a.value("xdp_mode", ""), a.value("loader", ""))
+                         ? fmt::format("inbound XDP {} mode, loader {}", a.value("xdp_mode", ""), a.value("loader", ""))
                          : "inbound off";
     std::string out = a.value("outbound", false) ? "outbound TC egress" : "outbound off";
-    return fmt::format("attached {} (ifindex {}): {}, {}\n", a.value("device", ""), a.value("ifindex", 0), in, out);
+    return fmt::format("attached {} (ifindex {}): {}; {}\n", a.value("device", ""), a.value("ifindex", 0), in, out);
   });
 }
 

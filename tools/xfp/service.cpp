@@ -89,13 +89,8 @@ Result<json> op_attach(Engine& e, const json& req) {
   rec.inbound = bool_arg(req, "inbound", true);
   rec.outbound = bool_arg(req, "outbound", true);
   XFP_TRY(e.attach(rec));
-  for (const Attachment& a : e.status().attachments) {
-    if (a.ifname != rec.ifname) continue;
-    spdlog::info("attached {} (ifindex {}): inbound {} {}, outbound {}", a.ifname, a.ifindex,
-                 a.inbound ? a.xdp_mode : "off", a.inbound ? "(" + a.xdp_loader + ")" : "",
-                 a.outbound ? "TC egress" : "off");
-    return json{{"attachment", attachment_json(a)}};
-  }
+  for (const Attachment& a : e.status().attachments)
+    if (a.ifname == rec.ifname) return json{{"attachment", attachment_json(a)}};  // the Datapath logged it
   return json::object();
 }
 
@@ -103,7 +98,6 @@ Result<json> op_detach(Engine& e, const json& req) {
   auto dev = string_arg(req, "device");
   if (!dev) return std::move(dev).error();
   XFP_TRY(e.detach(*dev));
-  spdlog::info("detached {}", *dev);
   return json::object();
 }
 

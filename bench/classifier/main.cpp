@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@
 #include "xfp/datapath.hpp"
 #include "xfp/filter.hpp"
 #include "xfp/filter_set.hpp"
+#include "xfpb_floor.skel.h"
 
 namespace {
 
@@ -207,6 +209,7 @@ std::vector<TestFrame> make_frames() {
 // ---- one installed configuration -----------------------------------------
 struct Config {
   std::string label;
+  bool baseline = false;  // the tuples-only row
   size_t filters = 0;
   size_t entries = 0;  // inbound layer
   size_t tuples = 0;
@@ -443,6 +446,7 @@ int main(int argc, char** argv) {
   }
   if (baseline && largest_n > 1) {
     Config c;
+    c.baseline = true;
     c.label = fmt::format("tuples({})", largest_n);
     xfp::CompiledSet set = tuples_only(largest);
     c.filters = 0;
@@ -462,8 +466,28 @@ int main(int argc, char** argv) {
     c.frame_ns.assign(frames.size(), {});
     c.verdict.assign(frames.size(), 0);
   }
+  // The floor: BPF_PROG_TEST_RUN's own cost with an empty XDP program.
+  std::unique_ptr<xfpb_floor, void (*)(xfpb_floor*)> floor_skel(xfpb_floor__open_and_load(), xfpb_floor__destroy);
+  if (!floor_skel) {
+    fprintf(out, "xfp-bench-classifier: loading the empty XDP program failed: %s\n", strerror(errno));
+    return 1;
+  }
+  std::vector<double> floor_ns;
+
   fprintf(out, "\ntiming %zu frames x %zu configurations x %d runs...\n", frames.size(), configs.size(), runs);
   for (int r = 0; r < runs; ++r) {
+    {
+      std::vector<double> per;
+      for (const auto& fr : frames) {
+        auto t = time_frame(bpf_program__fd(floor_skel->progs.xfpb_floor), fr.bytes, repeat);
+        if (!t) {
+          fprintf(out, "xfp-bench-classifier: %s\n", t.error().message.c_str());
+          return 1;
+        }
+        per.push_back(t->first);
+      }
+      floor_ns.push_back(xfpbench::mean_of(per));
+    }
     for (auto& c : configs) {
       const int fd = c.dp->xdp_prog_fd();
       std::vector<double> per;
@@ -490,7 +514,7 @@ int main(int argc, char** argv) {
   nlohmann::json jresults = nlohmann::json::array();
   for (const auto& c : configs) {
     const double med = xfpbench::median_of(c.mix_ns), mn = xfpbench::min_of(c.mix_ns);
-    const bool is_base = c.filters == 0;
+    const bool is_base = c.baseline;
     fprintf(out, "%-14s %9zu %8zu %7s %10.1f %10.1f %8.2fx %8.2fx %11s %11.1f\n", c.label.c_str(), c.entries,
             c.tuples, "", mn, med, med / ref_med, mn / ref_min,
             is_base ? "-" : fmt::format("{:.1f}", c.compile_ms).c_str(), c.install_ms);
@@ -523,6 +547,8 @@ int main(int argc, char** argv) {
     }
     jresults.push_back(jr);
   }
+  fprintf(out, "%-14s %9s %8s %7s %10.1f %10.1f   (empty XDP program: BPF_PROG_TEST_RUN's own cost)\n", "floor", "-",
+          "-", "", xfpbench::min_of(floor_ns), xfpbench::median_of(floor_ns));
   fprintf(out, "(ratio = median / median of %s filter%s; ratio min = min / min; install = first install into an "
                "empty fast path)\n",
           ref.label.c_str(), ref.filters == 1 ? "" : "s");
@@ -542,8 +568,8 @@ int main(int argc, char** argv) {
   // Targets: largest size vs the first, and the install time of 100,000.
   const Config* big = nullptr;
   for (const auto& c : configs)
-    if (c.filters > 0 && (!big || c.filters > big->filters)) big = &c;
-  const Config* base = configs.back().filters == 0 ? &configs.back() : nullptr;
+    if (!c.baseline && (!big || c.filters > big->filters)) big = &c;
+  const Config* base = configs.back().baseline ? &configs.back() : nullptr;
   nlohmann::json jtargets = nlohmann::json::object();
   fprintf(out, "\n");
   if (big && big != &ref) {
@@ -578,6 +604,9 @@ int main(int argc, char** argv) {
                         {"command", command},
                         {"method", {{"repeat", repeat}, {"runs", runs}, {"seed", seed}, {"frame_bytes", 64}}},
                         {"results", jresults},
+                        {"floor_ns_per_frame", {{"min", xfpbench::min_of(floor_ns)},
+                                                {"median", xfpbench::median_of(floor_ns)},
+                                                {"runs", floor_ns}}},
                         {"targets", jtargets}};
     if (!xfpbench::write_json(json_path, j)) {
       fprintf(stderr, "xfp-bench-classifier: cannot write %s\n", json_path.c_str());

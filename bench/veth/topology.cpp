@@ -27,6 +27,7 @@ namespace xfpbench {
 std::atomic<bool> g_stop{false};
 
 static void on_stop_signal(int) { g_stop.store(true); }
+static void on_wake_signal(int) {}
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -36,6 +37,11 @@ void install_signal_handlers() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
+  // SIGUSR1 interrupts the generator's BPF_PROG_TEST_RUN call; nothing else.
+  struct sigaction wake {};
+  wake.sa_handler = on_wake_signal;
+  sigemptyset(&wake.sa_mask);
+  sigaction(SIGUSR1, &wake, nullptr);
 }
 
 xfp::Status run_in_netns(int ns_fd, const std::function<void()>& fn) {

@@ -23,6 +23,7 @@
 namespace xfpbench {
 
 extern std::atomic<bool> g_stop;  // set by SIGINT, SIGTERM, SIGHUP
+// Also installs a no-op SIGUSR1 handler (used to end a BPF_PROG_TEST_RUN call).
 void install_signal_handlers();
 
 struct LinkStats {

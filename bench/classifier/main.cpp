@@ -212,6 +212,7 @@ struct Config {
   bool baseline = false;  // the tuples-only row
   size_t filters = 0;
   size_t entries = 0;  // inbound layer
+  long direct = -1;    // filters in direct tables (-1: compiler without them)
   size_t tuples = 0;
   std::map<std::string, size_t> tuples_by_fields;
   double build_ms = 0, compile_ms = 0, install_ms = 0, reinstall_ms = 0;
@@ -220,6 +221,17 @@ struct Config {
   std::vector<std::vector<double>> frame_ns;  // [frame][run]
   std::vector<uint32_t> verdict;              // [frame] XDP return code
 };
+
+// Filters that the compiler served from direct (per-value) tables instead
+// of tuple space, when the compiler has them; -1 when it does not.
+template <typename L>
+auto direct_filters_of(const L& l, int) -> decltype(static_cast<long>(l.direct_filters)) {
+  return static_cast<long>(l.direct_filters);
+}
+template <typename L>
+long direct_filters_of(const L&, long) {
+  return -1;
+}
 
 double ms_since(uint64_t t0) { return static_cast<double>(xfpbench::now_ns() - t0) / 1e6; }
 
@@ -280,6 +292,7 @@ xfp::Result<xfp::CompiledSet> build_config(Config& c, size_t n, uint64_t seed, c
   c.compile_ms = ms_since(t0);
   c.entries = compiled->layers[XFP_LAYER_INBOUND].entries.size();
   c.tuples = compiled->layers[XFP_LAYER_INBOUND].tuples.size();
+  c.direct = direct_filters_of(compiled->layers[XFP_LAYER_INBOUND], 0);
   XFP_TRY(install_timed(c, *compiled, dopts));
   return std::move(*compiled);
 }
@@ -415,8 +428,9 @@ int main(int argc, char** argv) {
       fprintf(out, "\nxfp-bench-classifier: %s\n", compiled.error().message.c_str());
       return 1;
     }
-    fprintf(out, " build %.1f ms, compile %.1f ms, install %.1f ms, %zu entries, %zu tuples\n", c.build_ms,
-            c.compile_ms, c.install_ms, c.entries, c.tuples);
+    fprintf(out, " build %.1f ms, compile %.1f ms, install %.1f ms, %zu entries, %zu tuples%s\n", c.build_ms,
+            c.compile_ms, c.install_ms, c.entries, c.tuples,
+            c.direct < 0 ? "" : fmt::format(", {} filters in direct tables", c.direct).c_str());
     {
       // Tuples per combination of fields (prefix lengths and flag bits aside).
       std::map<std::string, size_t> by_fields;
@@ -452,6 +466,7 @@ int main(int argc, char** argv) {
     c.filters = 0;
     c.entries = set.layers[XFP_LAYER_INBOUND].entries.size();
     c.tuples = set.layers[XFP_LAYER_INBOUND].tuples.size();
+    c.direct = direct_filters_of(set.layers[XFP_LAYER_INBOUND], 0);
     auto st = install_timed(c, set, dopts);
     if (!st) {
       fprintf(out, "xfp-bench-classifier: tuples-only baseline: %s\n", st.error().message.c_str());
@@ -509,14 +524,14 @@ int main(int argc, char** argv) {
   const Config& ref = configs.front();
   const double ref_med = xfpbench::median_of(ref.mix_ns);
   const double ref_min = xfpbench::min_of(ref.mix_ns);
-  fprintf(out, "\n%-14s %9s %8s %7s %10s %10s %9s %9s %11s %11s\n", "filters", "entries", "tuples", "",
+  fprintf(out, "\n%-14s %9s %8s %7s %10s %10s %9s %9s %11s %11s\n", "filters", "entries", "tuples", "direct",
           "ns min", "ns median", "ratio", "ratio min", "compile ms", "install ms");
   nlohmann::json jresults = nlohmann::json::array();
   for (const auto& c : configs) {
     const double med = xfpbench::median_of(c.mix_ns), mn = xfpbench::min_of(c.mix_ns);
     const bool is_base = c.baseline;
     fprintf(out, "%-14s %9zu %8zu %7s %10.1f %10.1f %8.2fx %8.2fx %11s %11.1f\n", c.label.c_str(), c.entries,
-            c.tuples, "", mn, med, med / ref_med, mn / ref_min,
+            c.tuples, c.direct < 0 ? "-" : std::to_string(c.direct).c_str(), mn, med, med / ref_med, mn / ref_min,
             is_base ? "-" : fmt::format("{:.1f}", c.compile_ms).c_str(), c.install_ms);
     nlohmann::json jf = nlohmann::json::array();
     for (size_t f = 0; f < frames.size(); ++f)
@@ -529,6 +544,7 @@ int main(int argc, char** argv) {
     nlohmann::json jr = {{"label", c.label},
                          {"filters", c.filters},
                          {"entries", c.entries},
+                         {"direct_filters", c.direct},
                          {"tuples", c.tuples},
                          {"tuples_by_fields", c.tuples_by_fields},
                          {"ns_per_frame_min", mn},
@@ -549,8 +565,9 @@ int main(int argc, char** argv) {
   }
   fprintf(out, "%-14s %9s %8s %7s %10.1f %10.1f   (empty XDP program: BPF_PROG_TEST_RUN's own cost)\n", "floor", "-",
           "-", "", xfpbench::min_of(floor_ns), xfpbench::median_of(floor_ns));
-  fprintf(out, "(ratio = median / median of %s filter%s; ratio min = min / min; install = first install into an "
-               "empty fast path)\n",
+  fprintf(out, "(entries and tuples: tuple space of the inbound layer; direct = filters served by per-value "
+               "tables; ratio = median / median of %s filter%s; ratio min = min / min; install = first install "
+               "into an empty fast path)\n",
           ref.label.c_str(), ref.filters == 1 ? "" : "s");
   fprintf(out, "replace (install the same set again over itself), ms:");
   for (const auto& c : configs) fprintf(out, "  %s: %.1f", c.label.c_str(), c.reinstall_ms);

@@ -16,6 +16,48 @@ struct xfp_key_words {
 	__u64 w[sizeof(struct xfp_fields) / 8];
 };
 
+/* ANDs into *cand the tuples that value `v` of one field can match. */
+static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __u32 span, __u32 off,
+				      __u32 v)
+{
+	__u32 i = span + off + v;
+	__u64 *m;
+
+	if (!(fields & field))
+		return;
+	m = bpf_map_lookup_elem(&xfp_prune_v1, &i);
+	*cand &= m ? *m : 0;
+}
+
+/* A fixed trip count: a bound read from a map would multiply verifier states. */
+static __always_inline void xfp_merge(struct xfp_match *best, const struct xfp_entry *e)
+{
+	__u32 s;
+
+	for (s = 0; s < XFP_MAX_SUBLAYERS; s++)
+		if (e->best[s].rank < best[s].rank)
+			best[s] = e->best[s];
+}
+
+/* Merges the direct table of one small field, if it holds filters. */
+static __always_inline void xfp_direct(struct xfp_match *best, __u32 fields, __u32 field,
+				       __u32 span, __u32 off, __u32 v, __u32 res_base)
+{
+	__u32 i = span + off + v, id;
+	__u64 *idp;
+	struct xfp_entry *e;
+
+	if (!(fields & field))
+		return;
+	idp = bpf_map_lookup_elem(&xfp_dmap_v1, &i);
+	if (!idp || !*idp)
+		return;
+	id = res_base + (__u32)(*idp & (XFP_DIRECT_RESULTS - 1));
+	e = bpf_map_lookup_elem(&xfp_dres_v1, &id);
+	if (e)
+		xfp_merge(best, e);
+}
+
 static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
 {
 	struct xfp_filter_counter *c = bpf_map_lookup_elem(&xfp_fcnt_v1, &slot);
@@ -39,7 +81,8 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 	struct xfp_key_words key;
 	struct xfp_match best[XFP_MAX_SUBLAYERS];
 	struct xfp_arbitration arb;
-	__u32 bank, ntuples, nsub, t, s;
+	__u32 bank, ntuples, nsub, t, s, span;
+	__u64 cand;
 	__u8 verdict;
 
 	cfg = bpf_map_lookup_elem(&xfp_cfg_v1, &zero);
@@ -50,11 +93,6 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 	bank = *(volatile __u32 *)&cfg->active_bank & 1;
 
 	f.ifindex = ifindex;
-	ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &ifindex);
-	if (ifc) {
-		xfp_copy_mac(f.iface_mac, ifc->mac);
-		f.compartment = ifc->compartment;
-	}
 	xfp_parse_frame(data, end, wire_len, layer, &f);
 
 	lc->c[XFP_CNT_FRAMES]++;
@@ -68,9 +106,44 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 		return XFP_ACTION_PERMIT;
 	ntuples = hdr->ntuples;
 	nsub = hdr->nsublayers;
+	/* The interface's facts cost a hash lookup: only when a filter reads them. */
+	if (hdr->needs_iface) {
+		ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &ifindex);
+		if (ifc) {
+			xfp_copy_mac(f.iface_mac, ifc->mac);
+			f.compartment = ifc->compartment;
+		}
+	}
 
 	for (s = 0; s < XFP_MAX_SUBLAYERS; s++)
 		best[s].rank = XFP_RANK_NONE;
+
+	/* Only tuples every small field agrees with can hold a match. */
+	cand = ntuples >= 64 ? ~0ull : (1ull << ntuples) - 1;
+	span = idx * XFP_PRUNE_SPAN;
+	if (hdr->prune_fields) {
+		__u32 pf = hdr->prune_fields;
+
+		xfp_prune(&cand, pf, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, f.ethertype);
+		xfp_prune(&cand, pf, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, f.frame_len);
+		xfp_prune(&cand, pf, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, f.vlan & 0xfff);
+		xfp_prune(&cand, pf, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, f.inner_vlan & 0xfff);
+		xfp_prune(&cand, pf, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, f.l2_flags & 0x7f);
+		xfp_prune(&cand, pf, XFP_DIRECT_ADDR_TYPES, span, XFP_PRUNE_ADDR_TYPES,
+			  ((f.local_addr_type & 3) << 2) | (f.remote_addr_type & 3));
+	}
+
+	if (hdr->direct_fields) {
+		__u32 df = hdr->direct_fields, rb = idx * XFP_DIRECT_RESULTS;
+
+		xfp_direct(best, df, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, f.ethertype, rb);
+		xfp_direct(best, df, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, f.frame_len, rb);
+		xfp_direct(best, df, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, f.vlan & 0xfff, rb);
+		xfp_direct(best, df, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, f.inner_vlan & 0xfff, rb);
+		xfp_direct(best, df, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, f.l2_flags & 0x7f, rb);
+		xfp_direct(best, df, XFP_DIRECT_ADDR_TYPES, span, XFP_PRUNE_ADDR_TYPES,
+			   ((f.local_addr_type & 3) << 2) | (f.remote_addr_type & 3), rb);
+	}
 
 	for (t = 0; t < XFP_MAX_TUPLES && t < ntuples; t++) {
 		const struct xfp_key_words *fw = (const void *)&f;
@@ -79,6 +152,8 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 		struct xfp_entry *e;
 		__u32 tidx = idx * XFP_MAX_TUPLES + t;
 
+		if (!(cand & (1ull << t)))
+			continue;
 		tup = bpf_map_lookup_elem(&xfp_tuples_v1, &tidx);
 		if (!tup)
 			break;
@@ -91,11 +166,8 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 		((struct xfp_fields *)&key)->layer = layer;
 		((struct xfp_fields *)&key)->tuple = (__u8)(t | (bank ? XFP_TUPLE_BANK_BIT : 0));
 		e = bpf_map_lookup_elem(&xfp_entries_v1, &key);
-		if (!e)
-			continue;
-		for (s = 0; s < XFP_MAX_SUBLAYERS; s++)
-			if (e->best[s].rank < best[s].rank)
-				best[s] = e->best[s];
+		if (e)
+			xfp_merge(best, e);
 	}
 
 	xfp_arbitration_init(&arb);

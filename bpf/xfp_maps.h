@@ -47,6 +47,35 @@ struct {
 	__type(value, struct xfp_entry);
 } xfp_entries_v1 SEC(".maps");
 
+/* [bank][layer][XFP_PRUNE_SPAN]: tuple masks per field value (abi.h).
+ * Memory-mapped: user space writes a whole span with one copy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_PRUNE_SPAN);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} xfp_prune_v1 SEC(".maps");
+
+/* [bank][layer][XFP_PRUNE_SPAN]: result id per small-field value. u64
+ * because a memory-mapped array spaces its elements 8 bytes apart. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_PRUNE_SPAN);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} xfp_dmap_v1 SEC(".maps");
+
+/* [bank][layer][XFP_DIRECT_RESULTS]: the matches of each result id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_DIRECT_RESULTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xfp_entry);
+} xfp_dres_v1 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -209,6 +210,243 @@ Status add_filter_entries(LayerBuilder& lb, const Filter& f, const xfp_match& m,
   return Ok{};
 }
 
+// One small field as the pruning tables see it.
+struct PruneField {
+  uint8_t bit;  // enum xfp_direct_field
+  uint32_t offset;
+  uint32_t domain;
+  uint32_t (*get)(const xfp_fields&);
+};
+
+constexpr PruneField kPruneFields[] = {
+    {XFP_DIRECT_ETHERTYPE, XFP_PRUNE_ETHERTYPE, 65536, [](const xfp_fields& k) -> uint32_t { return k.ethertype; }},
+    {XFP_DIRECT_FRAME_LEN, XFP_PRUNE_FRAME_LEN, 65536, [](const xfp_fields& k) -> uint32_t { return k.frame_len; }},
+    {XFP_DIRECT_VLAN, XFP_PRUNE_VLAN, 4096, [](const xfp_fields& k) -> uint32_t { return k.vlan; }},
+    {XFP_DIRECT_INNER_VLAN, XFP_PRUNE_INNER_VLAN, 4096, [](const xfp_fields& k) -> uint32_t { return k.inner_vlan; }},
+    {XFP_DIRECT_L2_FLAGS, XFP_PRUNE_L2_FLAGS, 128, [](const xfp_fields& k) -> uint32_t { return k.l2_flags; }},
+    {XFP_DIRECT_ADDR_TYPES, XFP_PRUNE_ADDR_TYPES, 16,
+     [](const xfp_fields& k) -> uint32_t { return (uint32_t(k.local_addr_type) << 2) | k.remote_addr_type; }},
+};
+
+// For each value of each small field, the tuples that could match it: a
+// tuple that does not constrain the field, or one with an entry whose masked
+// value equals the frame's value under the tuple's mask. Necessary, not
+// sufficient: pruning only skips tuples that cannot match.
+void build_prune_tables(CompiledLayer& cl) {
+  std::vector<uint64_t>& prune = cl.prune;
+  prune.assign(XFP_PRUNE_SPAN, 0);
+  cl.prune_fields = 0;
+  cl.needs_iface = false;
+  for (const xfp_tuple& t : cl.tuples) {
+    for (const PruneField& pf : kPruneFields)
+      if (pf.get(t.mask)) cl.prune_fields |= pf.bit;
+    static constexpr uint8_t kZeroMac[6] = {};
+    if (t.mask.compartment || std::memcmp(t.mask.iface_mac, kZeroMac, 6) != 0) cl.needs_iface = true;
+  }
+  std::vector<std::vector<uint32_t>> values_of_tuple(cl.tuples.size());
+  for (const PruneField& pf : kPruneFields) {
+    for (auto& v : values_of_tuple) v.clear();
+    for (const CompiledEntry& e : cl.entries) values_of_tuple[e.key.tuple].push_back(pf.get(e.key));
+    for (size_t t = 0; t < cl.tuples.size(); ++t) {
+      const uint64_t bit = 1ull << t;
+      const uint32_t mask = pf.get(cl.tuples[t].mask);
+      uint64_t* span = prune.data() + pf.offset;
+      if (mask == 0) {
+        for (uint32_t v = 0; v < pf.domain; ++v) span[v] |= bit;
+        continue;
+      }
+      std::vector<uint32_t>& values = values_of_tuple[t];
+      std::sort(values.begin(), values.end());
+      values.erase(std::unique(values.begin(), values.end()), values.end());
+      if ((mask & (pf.domain - 1)) == pf.domain - 1 && mask < pf.domain) {
+        for (uint32_t v : values)
+          if (v < pf.domain) span[v] |= bit;
+        continue;
+      }
+      for (uint32_t v = 0; v < pf.domain; ++v)
+        if (std::binary_search(values.begin(), values.end(), v & mask)) span[v] |= bit;
+    }
+  }
+}
+
+// ---- direct tables ---------------------------------------------------------
+
+struct DirectGroup {
+  uint8_t bit;       // enum xfp_direct_field
+  uint32_t offset;   // in the XFP_PRUNE_SPAN layout
+  uint32_t domain;
+};
+
+constexpr DirectGroup kDirectGroups[] = {
+    {XFP_DIRECT_ETHERTYPE, XFP_PRUNE_ETHERTYPE, 65536}, {XFP_DIRECT_FRAME_LEN, XFP_PRUNE_FRAME_LEN, 65536},
+    {XFP_DIRECT_VLAN, XFP_PRUNE_VLAN, 4096},           {XFP_DIRECT_INNER_VLAN, XFP_PRUNE_INNER_VLAN, 4096},
+    {XFP_DIRECT_L2_FLAGS, XFP_PRUNE_L2_FLAGS, 128},     {XFP_DIRECT_ADDR_TYPES, XFP_PRUNE_ADDR_TYPES, 16},
+};
+
+int direct_group_of_field(Field f) {
+  switch (f) {
+    case Field::EtherType: return 0;
+    case Field::FrameLength: return 1;
+    case Field::Vlan: return 2;
+    case Field::InnerVlan: return 3;
+    case Field::L2Flags: return 4;
+    case Field::LocalAddrType:
+    case Field::RemoteAddrType: return 5;
+    default: return -1;
+  }
+}
+
+// The direct group a filter belongs to: every condition on the same small
+// field (address types count as one), at least one condition. -1 otherwise.
+int direct_group_of(const Filter& f) {
+  if (f.conditions.empty()) return -1;
+  int g = direct_group_of_field(f.conditions.front().field);
+  for (const Condition& c : f.conditions)
+    if (direct_group_of_field(c.field) != g) return -1;
+  return g;
+}
+
+// Next-unpainted-value pointers: painting an interval costs its unpainted
+// values only, so a whole group paints in O(domain + intervals).
+class PaintCursor {
+ public:
+  explicit PaintCursor(uint32_t domain) : next_(domain + 1) {
+    for (uint32_t v = 0; v <= domain; ++v) next_[v] = v;
+  }
+  uint32_t find(uint32_t v) {
+    uint32_t root = v;
+    while (next_[root] != root) root = next_[root];
+    while (next_[v] != root) {
+      uint32_t n = next_[v];
+      next_[v] = root;
+      v = n;
+    }
+    return root;
+  }
+  void take(uint32_t v) { next_[v] = v + 1; }
+
+ private:
+  std::vector<uint32_t> next_;
+};
+
+// Values of a group's domain a filter matches, as intervals where possible.
+struct DirectPredicate {
+  std::vector<std::pair<uint32_t, uint32_t>> intervals;  // when the group is one field
+  std::vector<uint32_t> values;                          // small domains: listed
+};
+
+Result<DirectPredicate> direct_predicate(const Filter& f, const DirectGroup& g) {
+  DirectPredicate p;
+  if (g.domain <= 128) {
+    // Few values: evaluate the filter on each (same field OR, fields AND).
+    std::map<Field, std::vector<MaskedValue>> per_field;
+    for (const Condition& c : f.conditions) {
+      auto pairs = expand_condition(c);
+      if (!pairs) return std::move(pairs).error();
+      auto& dst = per_field[c.field];
+      dst.insert(dst.end(), pairs->begin(), pairs->end());
+    }
+    for (uint32_t v = 0; v < g.domain; ++v) {
+      bool all = true;
+      for (const auto& [field, pairs] : per_field) {
+        uint64_t x = v;
+        if (field == Field::LocalAddrType) x = v >> 2;
+        if (field == Field::RemoteAddrType) x = v & 3;
+        bool any = std::any_of(pairs.begin(), pairs.end(),
+                               [&](const MaskedValue& mv) { return (x & mv.mask) == mv.value; });
+        if (!any) { all = false; break; }
+      }
+      if (all) p.values.push_back(v);
+    }
+    return p;
+  }
+  for (const Condition& c : f.conditions) {
+    auto pairs = expand_condition(c);
+    if (!pairs) return std::move(pairs).error();
+    for (const MaskedValue& mv : *pairs) {
+      // Every pair of a 12- or 16-bit field is a prefix: an interval.
+      uint64_t span = ~mv.mask & (g.domain - 1);
+      p.intervals.emplace_back(static_cast<uint32_t>(mv.value), static_cast<uint32_t>(mv.value | span));
+    }
+  }
+  return p;
+}
+
+// Paints one group: for each value of its domain, the best rank per sublayer.
+Result<std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>>> paint_group(
+    const DirectGroup& g, const std::vector<const Filter*>& filters, const std::vector<uint32_t>& rank_of,
+    uint32_t nsublayers, const std::map<std::string, uint32_t>& slot_of_sublayer) {
+  std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>> ranks(g.domain);
+  for (auto& r : ranks) r.fill(XFP_RANK_NONE);
+  std::vector<PaintCursor> cursors(nsublayers, PaintCursor(g.domain));
+  for (size_t i = 0; i < filters.size(); ++i) {  // rank order: the first painter wins
+    const Filter& f = *filters[i];
+    const uint32_t s = slot_of_sublayer.at(f.sublayer);
+    auto pred = direct_predicate(f, g);
+    if (!pred) return std::move(pred).error();
+    PaintCursor& cur = cursors[s];
+    for (auto [lo, hi] : pred->intervals)
+      for (uint32_t v = cur.find(lo); v <= hi; v = cur.find(v)) {
+        ranks[v][s] = rank_of[i];
+        cur.take(v);
+      }
+    for (uint32_t v : pred->values)
+      if (cur.find(v) == v) {
+        ranks[v][s] = rank_of[i];
+        cur.take(v);
+      }
+  }
+  return ranks;
+}
+
+// Builds the direct tables, smallest domains first. A group whose distinct
+// results no longer fit XFP_DIRECT_RESULTS is left out; its index is
+// returned so that its filters go to tuple space instead (slower, same result).
+Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
+                                                const std::vector<std::vector<const Filter*>>& by_group,
+                                                const std::vector<std::vector<uint32_t>>& ranks_of_group,
+                                                const std::vector<xfp_match>& match_of_rank,
+                                                const std::map<std::string, uint32_t>& slot_of_sublayer) {
+  using Ranks = std::array<uint32_t, XFP_MAX_SUBLAYERS>;
+  cl.direct_map.assign(XFP_PRUNE_SPAN, 0);
+  cl.direct_results.assign(1, xfp_entry{});
+  std::map<Ranks, uint32_t> result_ids;
+  std::vector<size_t> order(std::size(kDirectGroups));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [](size_t a, size_t b) { return kDirectGroups[a].domain < kDirectGroups[b].domain; });
+  std::vector<size_t> left_out;
+  for (size_t gi : order) {
+    if (by_group[gi].empty()) continue;
+    const DirectGroup& g = kDirectGroups[gi];
+    auto painted = paint_group(g, by_group[gi], ranks_of_group[gi], cl.nsublayers, slot_of_sublayer);
+    if (!painted) return std::move(painted).error();
+    const auto& ranks = *painted;
+    auto unmatched = [](const Ranks& r) {
+      return std::all_of(r.begin(), r.end(), [](uint32_t x) { return x == XFP_RANK_NONE; });
+    };
+    std::set<Ranks> fresh;
+    for (const Ranks& r : ranks)
+      if (!unmatched(r) && !result_ids.count(r)) fresh.insert(r);
+    if (cl.direct_results.size() + fresh.size() > XFP_DIRECT_RESULTS) {
+      left_out.push_back(gi);
+      continue;
+    }
+    for (const Ranks& r : fresh) {
+      result_ids.emplace(r, static_cast<uint32_t>(cl.direct_results.size()));
+      xfp_entry e{};
+      for (uint32_t s = 0; s < XFP_MAX_SUBLAYERS; ++s)
+        e.best[s] = r[s] == XFP_RANK_NONE ? xfp_match{XFP_RANK_NONE, 0, 0, 0, 0} : match_of_rank[r[s]];
+      cl.direct_results.push_back(e);
+    }
+    for (uint32_t v = 0; v < g.domain; ++v)
+      if (!unmatched(ranks[v])) cl.direct_map[g.offset + v] = result_ids.at(ranks[v]);
+    cl.direct_fields |= g.bit;
+    cl.direct_filters += by_group[gi].size();
+  }
+  return left_out;
+}
+
 }  // namespace
 
 Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits) {
@@ -250,15 +488,31 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits) {
       return a->weight != b->weight ? a->weight > b->weight : a->id < b->id;
     });
     LayerBuilder lb;
+    std::vector<xfp_match> match_of_rank;
+    std::vector<std::vector<const Filter*>> direct(std::size(kDirectGroups));
+    std::vector<std::vector<uint32_t>> direct_ranks(std::size(kDirectGroups));
     for (size_t rank = 0; rank < active.size(); ++rank) {
       const Filter& f = *active[rank];
       xfp_match m = make_match(f, static_cast<uint32_t>(rank), set.slot_of(f.id).value_or(0));
+      match_of_rank.push_back(m);
+      if (int g = direct_group_of(f); g >= 0) {
+        direct[g].push_back(&f);
+        direct_ranks[g].push_back(static_cast<uint32_t>(rank));
+        continue;
+      }
       XFP_TRY(add_filter_entries(lb, f, m, slot_of_sublayer.at(f.sublayer), limits));
       if (lb.entries.size() > limits.max_entries)
         return make_error(E2BIG, fmt::format("the compiled set needs more than {} table entries "
                                              "(raise the daemon's --max-entries)",
                                              limits.max_entries));
     }
+    auto left_out = build_direct_tables(cl, direct, direct_ranks, match_of_rank, slot_of_sublayer);
+    if (!left_out) return std::move(left_out).error();
+    for (size_t g : *left_out)
+      for (size_t i = 0; i < direct[g].size(); ++i) {
+        const Filter& f = *direct[g][i];
+        XFP_TRY(add_filter_entries(lb, f, match_of_rank[direct_ranks[g][i]], slot_of_sublayer.at(f.sublayer), limits));
+      }
     cl.tuples = std::move(lb.tuples);
     cl.entries.reserve(lb.entries.size());
     for (auto& [kb, entry] : lb.entries) {
@@ -267,6 +521,7 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits) {
       ce.value = entry;
       cl.entries.push_back(ce);
     }
+    build_prune_tables(cl);
   }
   if (out.entry_count() > limits.max_entries)
     return make_error(E2BIG, fmt::format("the compiled set needs {} table entries, more than {} "

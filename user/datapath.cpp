@@ -6,6 +6,7 @@
 #include <linux/membarrier.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -115,7 +116,17 @@ struct Datapath::Impl {
   std::vector<xfp_fields> unreclaimed_keys;  // old-bank keys still to delete
   uint32_t active_bank = 0;
 
+  uint64_t* prune = nullptr;  // mmap of xfp_prune_v1
+  size_t prune_bytes = 0;
+  uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v1
+  size_t dmap_bytes = 0;
+  xfp_entry* dres = nullptr;  // mmap of xfp_dres_v1
+  size_t dres_bytes = 0;
+
   ~Impl() {
+    if (prune) munmap(prune, prune_bytes);
+    if (dmap) munmap(dmap, dmap_bytes);
+    if (dres) munmap(dres, dres_bytes);
     if (skel) xfp_bpf__destroy(skel);
   }
 
@@ -142,6 +153,15 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
     return errno_error("sizing the compiled-set map");
   if (int err = xfp_bpf__load(impl->skel); err != 0)
     return errno_error("loading the xfp BPF programs (are you root, with BPF and BTF in the kernel?)", -err);
+  auto map_array = [](bpf_map* m, size_t value_size, size_t& bytes) -> void* {
+    bytes = static_cast<size_t>(bpf_map__max_entries(m)) * value_size;
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+    return p == MAP_FAILED ? nullptr : p;
+  };
+  impl->prune = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_prune_v1, sizeof(uint64_t), impl->prune_bytes));
+  impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v1, sizeof(uint64_t), impl->dmap_bytes));
+  impl->dres = static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_dres_v1, sizeof(xfp_entry), impl->dres_bytes));
+  if (!impl->prune || !impl->dmap || !impl->dres) return errno_error("mapping the fast path's tables");
   // Bank 0 active, both layers empty, default permit.
   uint32_t zero = 0;
   xfp_config cfg{};
@@ -415,6 +435,10 @@ Status Datapath::install(const CompiledSet& set) {
   const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v1);
   const int cfg_fd = impl_->map_fd(impl_->skel->maps.xfp_cfg_v1);
 
+  for (const CompiledLayer& cl : set.layers)
+    if ((!cl.tuples.empty() && cl.prune.size() != XFP_PRUNE_SPAN) ||
+        (cl.direct_fields && (cl.direct_map.size() != XFP_PRUNE_SPAN || cl.direct_results.size() > XFP_DIRECT_RESULTS)))
+      return make_error(EINVAL, "compiled set without its tables (not made by compile())");
   // The bank to fill must be empty: entries a failed grace period left
   // behind belong to it, and would otherwise leak into the new set.
   if (!impl_->unreclaimed_keys.empty()) {
@@ -447,7 +471,19 @@ Status Datapath::install(const CompiledSet& set) {
         return errno_error("writing the tuple table");
       }
     }
+    if (cl.prune.size() == XFP_PRUNE_SPAN)
+      std::memcpy(impl_->prune + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN,
+                  cl.prune.data(), XFP_PRUNE_SPAN * sizeof(uint64_t));
+    const size_t span = bank * XFP_LAYER_COUNT + l;
+    if (cl.direct_fields) {
+      std::memcpy(impl_->dmap + span * XFP_PRUNE_SPAN, cl.direct_map.data(), XFP_PRUNE_SPAN * sizeof(uint64_t));
+      std::memcpy(impl_->dres + span * XFP_DIRECT_RESULTS, cl.direct_results.data(),
+                  cl.direct_results.size() * sizeof(xfp_entry));
+    }
     xfp_set_header h{};
+    h.direct_fields = cl.direct_fields;
+    h.prune_fields = cl.prune_fields;
+    h.needs_iface = cl.needs_iface ? 1 : 0;
     h.ntuples = static_cast<uint32_t>(cl.tuples.size());
     h.nsublayers = cl.nsublayers;
     h.generation = generation_ + 1;

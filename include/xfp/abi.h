@@ -30,6 +30,36 @@
 #define XFP_RANK_NONE 0xffffffffu
 #define XFP_TUPLE_BANK_BIT 0x80 /* xfp_fields.tuple: high bit = bank */
 
+/*
+ * Tuple pruning: for every value of the small fields, the bitmask of the
+ * tuples an entry of which could match that value (one u64 per value, bit t
+ * = tuple t). A frame looks up only the tuples that survive the AND of its
+ * fields' masks. Layout of one [bank][layer] span of xfp_prune_v1:
+ */
+#define XFP_PRUNE_ETHERTYPE 0           /* 65536 values */
+#define XFP_PRUNE_FRAME_LEN 65536       /* 65536 values */
+#define XFP_PRUNE_VLAN 131072           /* 4096 values */
+#define XFP_PRUNE_INNER_VLAN 135168     /* 4096 values */
+#define XFP_PRUNE_L2_FLAGS 139264       /* 128 values: the known flag bits */
+#define XFP_PRUNE_ADDR_TYPES 139392     /* 16 values: local * 4 + remote */
+#define XFP_PRUNE_SPAN 139408
+
+/*
+ * Direct tables: filters whose conditions all sit on one of the small fields
+ * above skip tuple space. For each value, xfp_dmap_v1 (same layout as the
+ * prune table) holds a result id; xfp_dres_v1[bank][layer][id] the
+ * per-sublayer best matches. Id 0 means no filter.
+ */
+#define XFP_DIRECT_RESULTS 8192
+enum xfp_direct_field {
+	XFP_DIRECT_ETHERTYPE = 1u << 0,
+	XFP_DIRECT_FRAME_LEN = 1u << 1,
+	XFP_DIRECT_VLAN = 1u << 2,
+	XFP_DIRECT_INNER_VLAN = 1u << 3,
+	XFP_DIRECT_L2_FLAGS = 1u << 4,
+	XFP_DIRECT_ADDR_TYPES = 1u << 5,
+};
+
 /* Layers: WFP's MAC-frame layers. */
 enum xfp_layer {
 	XFP_LAYER_INBOUND = 0,  /* INBOUND_MAC_FRAME_ETHERNET: XDP */
@@ -131,7 +161,10 @@ struct xfp_set_header {
 	__u32 nsublayers;
 	__u64 generation;     /* transaction number, shown in status */
 	__u8 default_action;  /* enum xfp_action when no filter decides */
-	__u8 pad[7];
+	__u8 direct_fields;   /* enum xfp_direct_field: tables to read */
+	__u8 prune_fields;    /* enum xfp_direct_field: fields worth pruning on */
+	__u8 needs_iface;     /* some filter reads interface MAC or compartment */
+	__u8 pad[4];
 };
 
 /*
@@ -193,5 +226,9 @@ XFP_STATIC_ASSERT(sizeof(struct xfp_iface) == 16, "xfp_iface layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_filter_counter) == 16, "counter layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_layer_counters) == 8 * XFP_CNT_COUNT, "layer counters");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_TUPLE_BANK_BIT, "tuple id must not reach the bank bit");
+XFP_STATIC_ASSERT(XFP_MAX_TUPLES <= 64, "a prune mask is one u64");
+XFP_STATIC_ASSERT(sizeof(struct xfp_entry) % 8 == 0, "mmapable array values are 8-byte strided");
+XFP_STATIC_ASSERT(XFP_L2_KNOWN_FLAGS < 128, "prune index of l2 flags");
+XFP_STATIC_ASSERT(XFP_PRUNE_ADDR_TYPES + 16 == XFP_PRUNE_SPAN, "prune layout");
 
 #endif /* XFP_ABI_H */

@@ -370,6 +370,44 @@ TEST_F(ClassifierTest, DisabledFiltersAreIgnored) {
   EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
 }
 
+// ---- direct tables (one small field) and tuple space (the rest) together.
+TEST_F(ClassifierTest, OverlappingSmallFieldFiltersResolveByWeight) {
+  install({filter(Action::Block, {cond(Field::Vlan, Match::Range, 10, 20)}, 5),
+           filter(Action::Permit, {cond(Field::Vlan, Match::Equal, 15)}, 10),
+           filter(Action::Permit, {cond(Field::Vlan, Match::Range, 18, 30)}, 1)});
+  EXPECT_EQ(run_inbound(base().vlan(15).build()), Verdict::Permit);  // weight 10 beats 5
+  EXPECT_EQ(run_inbound(base().vlan(12).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().vlan(19).build()), Verdict::Block);   // 5 beats 1
+  EXPECT_EQ(run_inbound(base().vlan(25).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().vlan(31).build()), Verdict::Permit);  // default
+}
+
+TEST_F(ClassifierTest, SmallFieldAndMacFiltersShareASublayerByWeight) {
+  install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x0806)}, 5),
+           filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kRemoteMac)}, 10)});
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).src(kOther).build()), Verdict::Block);
+  install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x0806)}, 10),
+           filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kRemoteMac)}, 5)});
+  EXPECT_EQ(run_inbound(base().ethertype(0x0806).build()), Verdict::Block);
+}
+
+TEST_F(ClassifierTest, AddressTypeFiltersCombineLocalAndRemote) {
+  install({filter(Action::Block, {cond(Field::LocalAddrType, Match::Equal, XFP_ADDR_BROADCAST),
+                                  cond(Field::RemoteAddrType, Match::Equal, XFP_ADDR_UNICAST)})});
+  EXPECT_EQ(run_inbound(base().dst(test::kBroadcastMac).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().dst(test::kBroadcastMac).src(Mac{0x03, 0, 0, 0, 0, 1}).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+}
+
+TEST_F(ClassifierTest, SmallFieldFiltersInDifferentSublayersArbitrate) {
+  install({filter(Action::Permit, {cond(Field::Vlan, Match::Range, 1, 100)}, 0, 0, "high"),
+           filter(Action::Block, {cond(Field::FrameLength, Match::Greater, 100)}, 0, 0, "low")},
+          {{"high", 100}, {"low", 10}});
+  EXPECT_EQ(run_inbound(base().vlan(50).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().vlan(50).pad_to(200).build()), Verdict::Block);  // soft permit overridden
+}
+
 // ---- counters.
 TEST_F(ClassifierTest, PerFilterAndPerLayerCountersCountFramesAndBytes) {
   install({filter(Action::Block, {cond(Field::EtherType, Match::Equal, 0x0806)}),

@@ -25,6 +25,14 @@ struct CompiledLayer {
   std::vector<CompiledEntry> entries;
   uint32_t nsublayers = 0;
   std::vector<std::string> sublayer_order;  // slot -> sublayer name
+  std::vector<uint64_t> prune;  // XFP_PRUNE_SPAN tuple masks (abi.h)
+  uint8_t prune_fields = 0;     // enum xfp_direct_field: fields some tuple constrains
+  bool needs_iface = false;     // a tuple reads interface MAC or compartment
+  // Direct tables (abi.h): filters on one small field only.
+  uint8_t direct_fields = 0;               // enum xfp_direct_field
+  std::vector<uint64_t> direct_map;        // XFP_PRUNE_SPAN result ids
+  std::vector<xfp_entry> direct_results;   // [0] unused (no filter)
+  size_t direct_filters = 0;
 };
 
 struct CompiledSet {

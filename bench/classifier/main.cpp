@@ -599,8 +599,9 @@ int main(int argc, char** argv) {
     if (base) {
       const double r2 = xfpbench::median_of(big->mix_ns) / xfpbench::median_of(base->mix_ns);
       fprintf(out, "info    %zu filters vs the same %zu tuples with one entry each: %.2fx (the filter-count "
-                   "effect alone; the rest is the tuple count: %zu vs %zu tuples)\n",
-              big->filters, base->tuples, r2, big->tuples, ref.tuples);
+                   "effect alone; the rest is the condition shapes: %zu tuples%s vs %zu tuples%s)\n",
+              big->filters, base->tuples, r2, big->tuples, big->direct > 0 ? " + direct tables" : "", ref.tuples,
+              ref.direct > 0 ? " + direct tables" : "");
       jtargets["filter_count_effect"] = {{"value", r2}, {"tuples", base->tuples}};
     }
   }

@@ -193,8 +193,11 @@ Client::~Client() {
 }
 
 Result<json> Client::call(const json& request) {
-  if (auto s = send_message(fd_, request, timeout_ms_); !s) return std::move(s).error().context("sending the request");
-  auto reply = recv_message(fd_, timeout_ms_);
+  Status sent = send_message(fd_, request, timeout_ms_);
+  // When sending failed, the daemon may still have refused the connection
+  // with an error reply (permission denied, too many clients) before closing it.
+  auto reply = recv_message(fd_, sent ? timeout_ms_ : 1000);
+  if (!reply && !sent) return std::move(sent).error().context("sending the request");
   if (!reply) return std::move(reply).error().context("reading the daemon's reply");
   json& r = *reply;
   if (r.value("ok", false) == true) return std::move(r);

@@ -85,7 +85,9 @@ Result<std::array<uint8_t, 6>> interface_mac(const std::string& ifname) {
 
 uint32_t current_netns_inode() {
   struct stat st {};
-  if (stat("/proc/self/ns/net", &st) != 0) return 0;
+  // thread-self: setns() moves only the calling thread, and attach may run
+  // on a thread other than the first.
+  if (stat("/proc/thread-self/ns/net", &st) != 0) return 0;
   return static_cast<uint32_t>(st.st_ino);
 }
 

@@ -349,7 +349,7 @@ xfp::CompiledSet tuples_only(const xfp::CompiledSet& full) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<size_t> sizes = {1, 100, 10000, 100000};
+  std::vector<size_t> sizes = {1, kShapes, 100, 10000, 100000};
   int repeat = 1000000;
   int runs = 5;
   uint64_t seed = 1;
@@ -370,7 +370,8 @@ int main(int argc, char** argv) {
       "repeat loop, runs interleaved across sizes. Reports min and median ns/frame over the runs,\n"
       "the ratio to the first size (target: largest <= 1.5x) and install time (target < 2 s for\n"
       "100,000 filters). Needs root (loads BPF). Exit status 0 unless the measurement failed."};
-  app.add_option("-n,--sizes", sizes, "filter counts to measure, first is the reference")
+  app.add_option("-n,--sizes", sizes,
+                 "filter counts to measure; the first is the reference of the ratios; 8 = one filter of each shape")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("-r,--repeat", repeat, "BPF_PROG_TEST_RUN repeat count per frame and run")
@@ -596,6 +597,12 @@ int main(int argc, char** argv) {
             pass ? "PASS" : "FAIL");
     jtargets["ratio"] = {{"largest", big->filters}, {"reference", ref.filters}, {"target", target_ratio},
                          {"value", ratio}, {"pass", pass}};
+    for (const auto& c : configs) {
+      if (c.baseline || c.filters != kShapes || &c == &ref || &c == big) continue;
+      const double r3 = xfpbench::median_of(big->mix_ns) / xfpbench::median_of(c.mix_ns);
+      fprintf(out, "info    %zu filters vs %u (one filter of each shape): %.2fx\n", big->filters, kShapes, r3);
+      jtargets["vs_one_per_shape"] = {{"value", r3}, {"reference", kShapes}};
+    }
     if (base) {
       const double r2 = xfpbench::median_of(big->mix_ns) / xfpbench::median_of(base->mix_ns);
       fprintf(out, "info    %zu filters vs the same %zu tuples with one entry each: %.2fx (the filter-count "

@@ -116,12 +116,14 @@ TEST_F(PersistenceTest, KillDashNineLeavesAValidStateFile) {
       ++acked;
     }
   });
-  while (acked < 5) std::this_thread::sleep_for(10ms);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (acked < 5 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
   std::this_thread::sleep_for(150ms);
   EXPECT_EQ(daemon_->stop(SIGKILL), -1);
   stop = true;
   writer.join();
   const int n = acked.load();
+  ASSERT_GE(n, 5) << daemon_->log();
 
   const std::string text = read_file(daemon_->state_file());
   json state = json::parse(text, nullptr, false);
@@ -138,6 +140,45 @@ TEST_F(PersistenceTest, KillDashNineLeavesAValidStateFile) {
   std::vector<uint64_t> ids = filter_ids();
   EXPECT_EQ(ids.size(), saved);
   for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], i + 1);
+}
+
+// Makes a directory immutable (even root cannot create files in it) for
+// the guard's lifetime.
+class Immutable {
+ public:
+  explicit Immutable(std::string dir) : dir_(std::move(dir)) { ok_ = run_process({"chattr", "+i", dir_}).code == 0; }
+  ~Immutable() { run_process({"chattr", "-i", dir_}); }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
+
+TEST_F(PersistenceTest, AFailedSaveChangesNothing) {
+  const std::string dev = veth_->a().name;
+  ASSERT_EQ(xfp({"filter", "add", "name", "a", "ethertype", "eq", "arp", "action", "block", "flags", "persistent"}).code, 0);
+  const json before = xfp_json({"filter", "list"});
+  const std::string saved = read_file(daemon_->state_file());
+  {
+    Immutable frozen(daemon_->state_dir());
+    if (!frozen.ok()) GTEST_SKIP() << "chattr +i is not available on " << daemon_->state_dir();
+    const std::string expected = "xfp: saving the state: creating " + daemon_->state_file() +
+                                 ".tmp: Operation not permitted\n";
+    Outcome r = xfp({"filter", "add", "name", "b", "ethertype", "eq", "lldp", "action", "block"});
+    EXPECT_EQ(r.code, 1) << r;
+    EXPECT_EQ(r.err, expected);
+    r = xfp({"attach", dev});
+    EXPECT_EQ(r.code, 1) << r;
+    EXPECT_EQ(r.err, expected);
+    EXPECT_TRUE(xfp_json({"status"})["attachments"].empty());
+    EXPECT_FALSE(has_xdp(*ns_, dev)) << "a failed attach left the program attached";
+    EXPECT_EQ(xfp_json({"filter", "list"}), before);
+  }
+  EXPECT_EQ(read_file(daemon_->state_file()), saved);
+  Outcome r = xfp({"filter", "add", "name", "b", "ethertype", "eq", "lldp", "action", "block"});
+  EXPECT_EQ(r.code, 0) << r;
+  EXPECT_EQ(r.out, "added filter 2\n");
 }
 
 TEST_F(PersistenceTest, MissingInterfaceAtRestoreIsAWarning) {

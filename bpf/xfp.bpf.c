@@ -9,6 +9,18 @@
 #include <xdp/xdp_helpers.h>
 #include "xfp_classify.h"
 
+/*
+ * Set per attachment before load: the key of this attachment's entry in
+ * xfp_ifaces_v1. An ifindex alone is not unique once one daemon attaches in
+ * several namespaces. 0 (the daemon's own copy, used by tests) = ifindex.
+ */
+const volatile __u32 xfp_attachment_key = 0;
+
+static __always_inline __u32 xfp_iface_key(__u32 ifindex)
+{
+	return xfp_attachment_key ? xfp_attachment_key : ifindex;
+}
+
 /* libxdp's run configuration: priority and the actions that chain on. */
 struct {
 	__uint(priority, 10);
@@ -21,7 +33,7 @@ int xfp_inbound(struct xdp_md *ctx)
 	const __u8 *data = (const __u8 *)(long)ctx->data;
 	const __u8 *end = (const __u8 *)(long)ctx->data_end;
 	__u8 v = xfp_classify(data, end, (__u32)(end - data), ctx->ingress_ifindex,
-			      XFP_LAYER_INBOUND);
+			      xfp_iface_key(ctx->ingress_ifindex), XFP_LAYER_INBOUND);
 
 	return v == XFP_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
 }
@@ -38,7 +50,7 @@ int xfp_outbound(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, want);
 	data = (const __u8 *)(long)skb->data;
 	end = (const __u8 *)(long)skb->data_end;
-	v = xfp_classify(data, end, skb->len, skb->ifindex, XFP_LAYER_OUTBOUND);
+	v = xfp_classify(data, end, skb->len, skb->ifindex, xfp_iface_key(skb->ifindex), XFP_LAYER_OUTBOUND);
 	return v == XFP_ACTION_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;
 }
 

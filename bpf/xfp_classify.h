@@ -70,7 +70,7 @@ static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
 
 /* Returns XFP_ACTION_PERMIT or XFP_ACTION_BLOCK. */
 static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u32 wire_len,
-					 __u32 ifindex, __u8 layer)
+					 __u32 ifindex, __u32 iface_key, __u8 layer)
 {
 	__u32 zero = 0, idx, lidx = layer;
 	struct xfp_config *cfg;
@@ -108,7 +108,7 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 	nsub = hdr->nsublayers;
 	/* The interface's facts cost a hash lookup: only when a filter reads them. */
 	if (hdr->needs_iface) {
-		ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &ifindex);
+		ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &iface_key);
 		if (ifc) {
 			xfp_copy_mac(f.iface_mac, ifc->mac);
 			f.compartment = ifc->compartment;

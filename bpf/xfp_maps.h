@@ -76,6 +76,7 @@ struct {
 	__type(value, struct xfp_entry);
 } xfp_dres_v1 SEC(".maps");
 
+/* Attached interfaces, by attachment key (see xfp_attachment_key). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

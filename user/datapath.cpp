@@ -33,19 +33,20 @@ constexpr const char* kXdpProgName = "xfp_inbound";
 constexpr uint32_t kTcHandle = 0x7866;  // "xf": fixed so a restart finds its own filter
 constexpr uint32_t kTcPriority = 1;
 
-// libxdp reports why it fell back from the dispatcher only through its log;
-// keep the last warning so status can say which loader was used and why.
+// libxdp says why it refused its dispatcher only in its log, at INFO or WARN
+// level, and only the first time (it caches the result). Keep that reason so
+// status can show which loader was used and why.
 std::mutex g_libxdp_log_mu;
-std::string g_libxdp_last_warning;
+std::string g_dispatcher_refusal;
 
 int libxdp_log(enum libxdp_print_level level, const char* fmt_str, va_list args) {
   char buf[512];
   vsnprintf(buf, sizeof buf, fmt_str, args);
   std::string msg(buf);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  if (level == LIBXDP_WARN) {
+  if (level != LIBXDP_DEBUG && msg.find("ispatcher") != std::string::npos) {
     std::lock_guard<std::mutex> lock(g_libxdp_log_mu);
-    g_libxdp_last_warning = msg;
+    if (g_dispatcher_refusal.empty()) g_dispatcher_refusal = msg;
   }
   if (level == LIBXDP_DEBUG) spdlog::trace("libxdp: {}", msg);
   else spdlog::debug("libxdp: {}", msg);
@@ -62,11 +63,9 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt_str, va_list args)
   return 0;
 }
 
-std::string take_libxdp_warning() {
+std::string dispatcher_refusal() {
   std::lock_guard<std::mutex> lock(g_libxdp_log_mu);
-  std::string s;
-  s.swap(g_libxdp_last_warning);
-  return s;
+  return g_dispatcher_refusal;
 }
 
 Result<std::array<uint8_t, 6>> interface_mac(const std::string& ifname) {
@@ -106,6 +105,18 @@ struct XdpAttachment {
   xdp_attach_mode mode = XDP_MODE_UNSPEC;
 };
 
+struct TcAttachment {
+  bpf_object* obj = nullptr;  // this attachment's loaded copy
+  uint32_t prog_id = 0;
+  bool created_hook = false;  // xfp made the clsact qdisc
+};
+
+uint32_t prog_id_of(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
 }  // namespace
 
 struct Datapath::Impl {
@@ -113,7 +124,10 @@ struct Datapath::Impl {
   int ncpus = 1;
   std::map<std::string, Attachment> attachments;
   std::map<std::string, XdpAttachment> xdp;
-  std::map<std::string, bool> tc_created_hook;
+  std::map<std::string, TcAttachment> tc;
+  std::map<std::string, uint32_t> keys;  // ifname -> attachment key
+  uint32_t next_key = 1;
+  size_t rodata_key_offset = 0;
   std::vector<xfp_fields> installed_keys;  // keys of the active bank, for cleanup
   std::vector<xfp_fields> unreclaimed_keys;  // old-bank keys still to delete
   uint32_t active_bank = 0;
@@ -134,9 +148,11 @@ struct Datapath::Impl {
 
   int map_fd(bpf_map* m) const { return bpf_map__fd(m); }
 
-  Result<XdpAttachment> attach_xdp(uint32_t ifindex, XdpMode mode, std::string& loader);
-  Status attach_tc(uint32_t ifindex, bool& created_hook);
-  Status detach_tc(uint32_t ifindex, bool created_hook);
+  Result<bpf_object*> open_copy(const char* prog_name, uint32_t key);
+  Result<XdpAttachment> attach_xdp(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader);
+  Status attach_tc(uint32_t ifindex, uint32_t key, TcAttachment& tc);
+  Status detach_tc(uint32_t ifindex, const TcAttachment& tc);
+  Status detach_xdp(uint32_t ifindex, XdpAttachment& x);
   void remove_stale_xdp(uint32_t ifindex);
 };
 
@@ -153,6 +169,8 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   if (!impl->skel) return errno_error("opening the xfp BPF object");
   if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v1, opts.max_entries) != 0)
     return errno_error("sizing the compiled-set map");
+  impl->rodata_key_offset = static_cast<size_t>(reinterpret_cast<const char*>(&impl->skel->rodata->xfp_attachment_key) -
+                                                reinterpret_cast<const char*>(impl->skel->rodata));
   if (int err = xfp_bpf__load(impl->skel); err != 0)
     return errno_error("loading the xfp BPF programs (are you root, with BPF and BTF in the kernel?)", -err);
   auto map_array = [](bpf_map* m, size_t value_size, size_t& bytes) -> void* {
@@ -211,7 +229,44 @@ void Datapath::Impl::remove_stale_xdp(uint32_t ifindex) {
   xdp_multiprog__close(mp);
 }
 
-Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, XdpMode mode, std::string& loader) {
+Result<bpf_object*> Datapath::Impl::open_copy(const char* prog_name, uint32_t key) {
+  size_t sz = 0;
+  const void* elf = xfp_bpf__elf_bytes(&sz);
+  bpf_object* obj = bpf_object__open_mem(elf, sz, nullptr);
+  if (!obj) return errno_error("opening a copy of the xfp BPF object");
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    if (bpf_map__is_internal(map)) {
+      // .rodata: this copy's own constants, the attachment key among them.
+      size_t size = 0;
+      const auto* data = static_cast<const char*>(bpf_map__initial_value(map, &size));
+      if (data && size >= rodata_key_offset + sizeof key && std::strstr(bpf_map__name(map), ".rodata")) {
+        std::vector<char> copy(data, data + size);
+        std::memcpy(copy.data() + rodata_key_offset, &key, sizeof key);
+        if (bpf_map__set_initial_value(map, copy.data(), size) != 0) {
+          int err = errno;
+          bpf_object__close(obj);
+          return errno_error("setting the attachment key", err);
+        }
+      }
+      continue;
+    }
+    // Every other map is the daemon's: all attachments share one state.
+    bpf_map* orig = bpf_object__find_map_by_name(skel->obj, bpf_map__name(map));
+    if (orig && bpf_map__reuse_fd(map, bpf_map__fd(orig)) != 0) {
+      int err = errno;
+      bpf_object__close(obj);
+      return errno_error(fmt::format("sharing map {}", bpf_map__name(map)), err);
+    }
+  }
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) {
+    if (std::strcmp(bpf_program__name(p), prog_name) != 0) bpf_program__set_autoload(p, false);
+  }
+  return obj;
+}
+
+Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader) {
   remove_stale_xdp(ifindex);
   std::vector<xdp_attach_mode> modes;
   if (mode != XdpMode::Generic) modes.push_back(XDP_MODE_NATIVE);
@@ -219,25 +274,10 @@ Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, XdpMode mode,
   int last_err = 0;
   for (xdp_attach_mode m : modes) {
     // A fresh object per attachment: libxdp loads the program itself (as a
-    // dispatcher extension, or alone when the kernel refuses the dispatcher),
-    // reusing the skeleton's maps so that every attachment shares one state.
-    size_t sz = 0;
-    const void* elf = xfp_bpf__elf_bytes(&sz);
-    bpf_object* obj = bpf_object__open_mem(elf, sz, nullptr);
-    if (!obj) return errno_error("opening a copy of the xfp BPF object");
-    bpf_map* map;
-    bpf_object__for_each_map(map, obj) {
-      bpf_map* orig = bpf_object__find_map_by_name(skel->obj, bpf_map__name(map));
-      if (orig && bpf_map__reuse_fd(map, bpf_map__fd(orig)) != 0) {
-        int err = errno;
-        bpf_object__close(obj);
-        return errno_error(fmt::format("sharing map {}", bpf_map__name(map)), err);
-      }
-    }
-    bpf_program* p;
-    bpf_object__for_each_program(p, obj) {
-      if (std::strcmp(bpf_program__name(p), kXdpProgName) != 0) bpf_program__set_autoload(p, false);
-    }
+    // dispatcher extension, or alone when the kernel refuses the dispatcher).
+    auto obj_or = open_copy(kXdpProgName, key);
+    if (!obj_or) return std::move(obj_or).error();
+    bpf_object* obj = *obj_or;
     xdp_program_opts popts{};
     popts.sz = sizeof popts;
     popts.obj = obj;
@@ -248,14 +288,13 @@ Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, XdpMode mode,
       bpf_object__close(obj);
       return errno_error("creating the libxdp program", err);
     }
-    take_libxdp_warning();
     int rc = xdp_program__attach(prog, static_cast<int>(ifindex), m, 0);
-    std::string warning = take_libxdp_warning();
     if (rc == 0) {
       xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
       bool legacy = !mp || libxdp_get_error(mp) || xdp_multiprog__is_legacy(mp);
       if (mp && !libxdp_get_error(mp)) xdp_multiprog__close(mp);
-      loader = legacy ? "single program (libxdp dispatcher refused" + (warning.empty() ? std::string(")") : ": " + warning + ")")
+      std::string why = dispatcher_refusal();
+      loader = legacy ? "single program (libxdp dispatcher refused" + (why.empty() ? std::string(")") : ": " + why + ")")
                       : "libxdp dispatcher";
       XdpAttachment a;
       a.prog = prog;
@@ -272,29 +311,42 @@ Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, XdpMode mode,
   return errno_error("attaching the XDP program", last_err);
 }
 
-Status Datapath::Impl::attach_tc(uint32_t ifindex, bool& created_hook) {
+Status Datapath::Impl::attach_tc(uint32_t ifindex, uint32_t key, TcAttachment& tc) {
+  auto obj = open_copy("xfp_outbound", key);
+  if (!obj) return std::move(obj).error();
+  if (int err = bpf_object__load(*obj); err != 0) {
+    bpf_object__close(*obj);
+    return errno_error("loading the TC egress program", -err);
+  }
+  int prog_fd = bpf_program__fd(bpf_object__find_program_by_name(*obj, "xfp_outbound"));
   bpf_tc_hook hook{};
   hook.sz = sizeof hook;
   hook.ifindex = static_cast<int>(ifindex);
   hook.attach_point = BPF_TC_EGRESS;
   int rc = bpf_tc_hook_create(&hook);
-  if (rc != 0 && rc != -EEXIST) return errno_error("creating the clsact qdisc", -rc);
-  created_hook = rc == 0;
+  if (rc != 0 && rc != -EEXIST) {
+    bpf_object__close(*obj);
+    return errno_error("creating the clsact qdisc", -rc);
+  }
+  tc.created_hook = rc == 0;
   bpf_tc_opts opts{};
   opts.sz = sizeof opts;
   opts.handle = kTcHandle;
   opts.priority = kTcPriority;
-  opts.prog_fd = bpf_program__fd(skel->progs.xfp_outbound);
+  opts.prog_fd = prog_fd;
   opts.flags = BPF_TC_F_REPLACE;  // replaces a stale xfp filter of a killed daemon
   rc = bpf_tc_attach(&hook, &opts);
   if (rc != 0) {
-    if (created_hook) bpf_tc_hook_destroy(&hook);
+    if (tc.created_hook) bpf_tc_hook_destroy(&hook);
+    bpf_object__close(*obj);
     return errno_error("attaching the TC egress program", -rc);
   }
+  tc.obj = *obj;
+  tc.prog_id = prog_id_of(prog_fd);
   return Ok{};
 }
 
-Status Datapath::Impl::detach_tc(uint32_t ifindex, bool created_hook) {
+Status Datapath::Impl::detach_tc(uint32_t ifindex, const TcAttachment& tc) {
   bpf_tc_hook hook{};
   hook.sz = sizeof hook;
   hook.ifindex = static_cast<int>(ifindex);
@@ -303,12 +355,48 @@ Status Datapath::Impl::detach_tc(uint32_t ifindex, bool created_hook) {
   opts.sz = sizeof opts;
   opts.handle = kTcHandle;
   opts.priority = kTcPriority;
-  int rc = bpf_tc_detach(&hook, &opts);
-  if (created_hook) {
+  // Another xfp may have replaced our filter (same handle): then it is not
+  // ours to remove, and neither is the qdisc it now relies on.
+  int rc = bpf_tc_query(&hook, &opts);
+  if (rc == 0 && opts.prog_id != tc.prog_id) {
+    spdlog::info("ifindex {}: the TC egress filter was replaced by program {}; leaving it", ifindex, opts.prog_id);
+    return Ok{};
+  }
+  bpf_tc_opts del{};
+  del.sz = sizeof del;
+  del.handle = kTcHandle;
+  del.priority = kTcPriority;
+  rc = rc == 0 ? bpf_tc_detach(&hook, &del) : rc;
+  if (tc.created_hook) {
     hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
     bpf_tc_hook_destroy(&hook);
   }
-  if (rc != 0 && rc != -ENOENT && rc != -ENODEV) return errno_error("detaching the TC egress program", -rc);
+  if (rc != 0 && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL)
+    return errno_error("detaching the TC egress program", -rc);
+  return Ok{};
+}
+
+Status Datapath::Impl::detach_xdp(uint32_t ifindex, XdpAttachment& x) {
+  // Detach only if our program is still the one attached (a later xfp may
+  // have replaced it as stale).
+  const uint32_t ours = xdp_program__id(x.prog);
+  bool attached = false;
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
+  if (mp && !libxdp_get_error(mp)) {
+    if (xdp_multiprog__is_legacy(mp)) {
+      xdp_program* main = xdp_multiprog__main_prog(mp);
+      attached = main && xdp_program__id(main) == ours;
+    } else {
+      for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
+        if (xdp_program__id(p) == ours) attached = true;
+    }
+    xdp_multiprog__close(mp);
+  }
+  int rc = attached ? xdp_program__detach(x.prog, static_cast<int>(ifindex), x.mode, 0) : 0;
+  if (!attached) spdlog::info("ifindex {}: the XDP program was replaced; leaving it", ifindex);
+  xdp_program__close(x.prog);
+  x.prog = nullptr;
+  if (rc != 0 && rc != -ENODEV && rc != -ENOENT) return errno_error("detaching XDP", -rc);
   return Ok{};
 }
 
@@ -320,20 +408,21 @@ Status Datapath::attach(const std::string& ifname, const AttachOptions& opts) {
   auto mac = interface_mac(ifname);
   if (!mac) return std::move(mac).error();
 
+  const uint32_t key = impl_->next_key++;
   xfp_iface info{};
   std::memcpy(info.mac, mac->data(), 6);
   info.compartment = current_netns_inode();
   info.layers = (opts.inbound ? 1u << XFP_LAYER_INBOUND : 0) | (opts.outbound ? 1u << XFP_LAYER_OUTBOUND : 0);
-  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &ifindex, &info, BPF_ANY) != 0)
+  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key, &info, BPF_ANY) != 0)
     return errno_error("recording the interface");
 
   Attachment a;
   a.ifname = ifname;
   a.ifindex = ifindex;
   if (opts.inbound) {
-    auto x = impl_->attach_xdp(ifindex, opts.mode, a.xdp_loader);
+    auto x = impl_->attach_xdp(ifindex, key, opts.mode, a.xdp_loader);
     if (!x) {
-      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &ifindex);
+      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key);
       return std::move(x).error().context(fmt::format("attaching to {}", ifname));
     }
     a.inbound = true;
@@ -341,25 +430,24 @@ Status Datapath::attach(const std::string& ifname, const AttachOptions& opts) {
     impl_->xdp[ifname] = *x;
   }
   if (opts.outbound) {
-    bool created = false;
-    Status s = impl_->attach_tc(ifindex, created);
+    TcAttachment tc;
+    Status s = impl_->attach_tc(ifindex, key, tc);
     if (!s) {
       if (a.inbound) {
-        XdpAttachment& x = impl_->xdp[ifname];
-        xdp_program__detach(x.prog, static_cast<int>(ifindex), x.mode, 0);
-        xdp_program__close(x.prog);
+        (void)impl_->detach_xdp(ifindex, impl_->xdp[ifname]);
         impl_->xdp.erase(ifname);
       }
-      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &ifindex);
+      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key);
       return std::move(s).error().context(fmt::format("attaching to {}", ifname));
     }
     a.outbound = true;
-    impl_->tc_created_hook[ifname] = created;
+    impl_->tc[ifname] = tc;
   }
   spdlog::info("attached to {} (ifindex {}): {}{}", ifname, ifindex,
                a.inbound ? fmt::format("inbound XDP {} mode via {}", a.xdp_mode, a.xdp_loader) : "",
                a.outbound ? std::string(a.inbound ? ", " : "") + "outbound TC egress" : "");
   impl_->attachments[ifname] = a;
+  impl_->keys[ifname] = key;
   return Ok{};
 }
 
@@ -367,24 +455,30 @@ Status Datapath::detach(const std::string& ifname) {
   auto it = impl_->attachments.find(ifname);
   if (it == impl_->attachments.end()) return make_error(ENOENT, fmt::format("{} is not attached", ifname));
   Attachment a = it->second;
+  // The interface may be gone already (a deleted veth): nothing to detach.
+  const bool present = if_nametoindex(ifname.c_str()) == a.ifindex;
   Status result = Ok{};
   if (a.inbound) {
     XdpAttachment& x = impl_->xdp[ifname];
-    int rc = xdp_program__detach(x.prog, static_cast<int>(a.ifindex), x.mode, 0);
-    // The interface may be gone already (deleted veth): nothing to detach.
-    if (rc != 0 && rc != -ENODEV && rc != -ENOENT && if_nametoindex(ifname.c_str()) != 0)
-      result = errno_error(fmt::format("detaching XDP from {}", ifname), -rc);
-    xdp_program__close(x.prog);
+    if (present) {
+      if (Status s = impl_->detach_xdp(a.ifindex, x); !s) result = std::move(s).error().context(ifname);
+    } else {
+      xdp_program__close(x.prog);
+    }
     impl_->xdp.erase(ifname);
   }
   if (a.outbound) {
-    if (if_nametoindex(ifname.c_str()) != 0) {
-      Status s = impl_->detach_tc(a.ifindex, impl_->tc_created_hook[ifname]);
+    TcAttachment& tc = impl_->tc[ifname];
+    if (present) {
+      Status s = impl_->detach_tc(a.ifindex, tc);
       if (!s && result) result = std::move(s).error().context(ifname);
     }
-    impl_->tc_created_hook.erase(ifname);
+    bpf_object__close(tc.obj);
+    impl_->tc.erase(ifname);
   }
-  bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &a.ifindex);
+  uint32_t key = impl_->keys[ifname];
+  bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key);
+  impl_->keys.erase(ifname);
   impl_->attachments.erase(it);
   if (result) spdlog::info("detached from {}", ifname);
   return result;

@@ -668,7 +668,7 @@ std::string sendframes_path() {
   // Run straight from the build tree: tests/integration/<binary>.
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back((self.parent_path().parent_path().parent_path() / "tools/sendframes/xfp-sendframes").string());
+  if (!ec) candidates.push_back((self.parent_path().parent_path() / "tools/sendframes/xfp-sendframes").string());
   for (const auto& c : candidates)
     if (::access(c.c_str(), X_OK) == 0) return c;
   return {};
@@ -676,7 +676,7 @@ std::string sendframes_path() {
 
 TEST_F(VethTraffic, SendframesToolSendsTaggedFrames) {
   const std::string tool = sendframes_path();
-  if (tool.empty()) GTEST_SKIP() << "xfp-sendframes not built (set XFP_BUILD_DIR)";
+  ASSERT_FALSE(tool.empty()) << "xfp-sendframes is part of the build but was not found (set XFP_BUILD_DIR)";
   auto out = run_in_netns(*ns_a_, {tool, "--dev", pair_->a().name, "--dst", format_mac(kMacB), "--vlan", "100",
                                    "--vlan", "200", "--ethertype", "ipv4", "--count", "5", "--size", "128"});
   ASSERT_OK(out);
@@ -700,7 +700,7 @@ TEST_F(VethTraffic, SendframesToolSendsTaggedFrames) {
 
 TEST_F(VethTraffic, SendframesToolPacesByRateForADuration) {
   const std::string tool = sendframes_path();
-  if (tool.empty()) GTEST_SKIP() << "xfp-sendframes not built (set XFP_BUILD_DIR)";
+  ASSERT_FALSE(tool.empty()) << "xfp-sendframes is part of the build but was not found (set XFP_BUILD_DIR)";
   auto before = read_link_stats(*ns_b_, pair_->b().name);
   ASSERT_OK(before);
   // 500 pps for 0.3 s: about 150 frames; the schedule is absolute, so the
@@ -727,7 +727,7 @@ TEST_F(VethTraffic, SendframesToolPacesByRateForADuration) {
 TEST(Sendframes, ClearErrors) {
   XFP_REQUIRE_ROOT();
   const std::string tool = sendframes_path();
-  if (tool.empty()) GTEST_SKIP() << "xfp-sendframes not built (set XFP_BUILD_DIR)";
+  ASSERT_FALSE(tool.empty()) << "xfp-sendframes is part of the build but was not found (set XFP_BUILD_DIR)";
   auto ns = NetNs::create();
   ASSERT_OK(ns);
   auto unknown = run_command_in_netns(*ns, {tool, "--dev", "xfpt-nodev"});

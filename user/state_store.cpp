@@ -80,9 +80,10 @@ Result<SavedState> parse_state(const json& j) {
   if (!j.is_object()) return make_error(EINVAL, "not a JSON object");
   if (j.value("format", std::string()) != kFormatTag)
     return make_error(EINVAL, std::string("no \"format\": \"") + kFormatTag + "\" member");
-  const json& version = j.at("version");
-  if (!version.is_number_integer() || version.get<int64_t>() != kStateFormatVersion)
-    return make_error(EPROTO, "format version " + version.dump() + ", but this xfp reads version " +
+  auto version = j.find("version");
+  if (version == j.end()) return make_error(EINVAL, "no \"version\" member");
+  if (!version->is_number_integer() || version->get<int64_t>() != kStateFormatVersion)
+    return make_error(EPROTO, "format version " + version->dump() + ", but this xfp reads version " +
                                   std::to_string(kStateFormatVersion));
   SavedState s;
   for (const json& sj : j.value("sublayers", json::array())) {

@@ -4,6 +4,9 @@
 # instead of skipping when privileges are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/install-deps.sh --if-missing
+fi
 build=${XFP_BUILD:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"

@@ -149,16 +149,26 @@ xfp_match make_match(const Filter& f, uint32_t rank, uint32_t slot) {
   return m;
 }
 
-Status add_filter_entries(LayerBuilder& lb, const Filter& f, const xfp_match& m, uint32_t sublayer_slot,
-                          const CompileLimits& limits) {
-  // Per field, the OR of its conditions' pairs.
-  std::map<Field, std::vector<MaskedValue>> per_field;
+// A filter's conditions as (value, mask) pairs per field: the OR of each
+// field's conditions.
+using PairsByField = std::map<Field, std::vector<MaskedValue>>;
+
+Result<PairsByField> pairs_by_field(const Filter& f) {
+  PairsByField per_field;
   for (const Condition& c : f.conditions) {
     auto pairs = expand_condition(c);
     if (!pairs) return std::move(pairs).error();
     auto& dst = per_field[c.field];
     dst.insert(dst.end(), pairs->begin(), pairs->end());
   }
+  return per_field;
+}
+
+Status add_filter_entries(LayerBuilder& lb, const Filter& f, const xfp_match& m, uint32_t sublayer_slot,
+                          const CompileLimits& limits) {
+  auto grouped = pairs_by_field(f);
+  if (!grouped) return std::move(grouped).error();
+  const PairsByField& per_field = *grouped;
   uint64_t combos = 1;
   for (const auto& [field, pairs] : per_field) {
     if (pairs.empty()) return Ok{};  // a condition that matches nothing: the filter never matches
@@ -339,16 +349,11 @@ Result<DirectPredicate> direct_predicate(const Filter& f, const DirectGroup& g) 
   DirectPredicate p;
   if (g.domain <= 128) {
     // Few values: evaluate the filter on each (same field OR, fields AND).
-    std::map<Field, std::vector<MaskedValue>> per_field;
-    for (const Condition& c : f.conditions) {
-      auto pairs = expand_condition(c);
-      if (!pairs) return std::move(pairs).error();
-      auto& dst = per_field[c.field];
-      dst.insert(dst.end(), pairs->begin(), pairs->end());
-    }
+    auto grouped = pairs_by_field(f);
+    if (!grouped) return std::move(grouped).error();
     for (uint32_t v = 0; v < g.domain; ++v) {
       bool all = true;
-      for (const auto& [field, pairs] : per_field) {
+      for (const auto& [field, pairs] : *grouped) {
         uint64_t x = v;
         if (field == Field::LocalAddrType) x = v >> 2;
         if (field == Field::RemoteAddrType) x = v & 3;

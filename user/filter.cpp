@@ -145,4 +145,13 @@ bool field_is_mac(Field f) {
   return info && info->mac;
 }
 
+std::string all_field_names() {
+  std::string out;
+  for (int i = 0; i < kFieldCount; ++i) {
+    if (i) out += ", ";
+    out += field_name(static_cast<Field>(i));
+  }
+  return out;
+}
+
 }  // namespace xfp

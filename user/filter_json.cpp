@@ -83,15 +83,6 @@ Result<uint64_t> read_u64(const json& j, std::string_view key, std::string_view 
   return v;
 }
 
-std::string all_field_names() {
-  std::string out;
-  for (int i = 0; i < kFieldCount; ++i) {
-    if (i) out += ", ";
-    out += field_name(static_cast<Field>(i));
-  }
-  return out;
-}
-
 // ---- conditions --------------------------------------------------------------
 
 json condition_to_json(const Condition& c) {

@@ -93,15 +93,6 @@ std::string join_names(std::span<const NamedValue> table) {
   return out;
 }
 
-std::string all_field_names() {
-  std::string out;
-  for (int i = 0; i < kFieldCount; ++i) {
-    if (i) out += ", ";
-    out += field_name(static_cast<Field>(i));
-  }
-  return out;
-}
-
 constexpr Match kAllMatches[] = {
     Match::Equal,          Match::NotEqual,     Match::Greater, Match::Less,
     Match::GreaterOrEqual, Match::LessOrEqual,  Match::Range,   Match::FlagsAllSet,

@@ -100,6 +100,7 @@ struct Sublayer {
 // One table of names for fields, match types, actions, flags and address
 // types serves the parser, the formatter, JSON and --help.
 std::string_view field_name(Field f);
+std::string all_field_names();  // "interface, compartment, ...", for error messages
 std::optional<Field> field_from_name(std::string_view s);
 std::string_view match_name(Match m);
 std::optional<Match> match_from_name(std::string_view s);

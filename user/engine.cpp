@@ -85,6 +85,7 @@ Status Engine::restore(const SavedState& saved, std::vector<std::string>& warnin
     if (auto r = set.add_filter(f); !r)
       return std::move(r).error().context(fmt::format("{}: filter {}", where, f.id));
   }
+  set.reserve_ids_below(saved.next_filter_id);
   if (auto s = install(*dp_, set, options_.limits); !s) return std::move(s).error().context(where);
   set_ = std::move(set);
 
@@ -111,6 +112,7 @@ Status Engine::save(const FilterSet& set, const std::vector<AttachRecord>& recor
   for (const Filter* f : set.filters())
     if (f->flags & XFP_FILTER_PERSISTENT) s.filters.push_back(*f);
   s.attachments = records;
+  s.next_filter_id = set.next_id();
   if (auto r = store_.save(s); !r) return std::move(r).error().context("saving the state");
   return Ok{};
 }

@@ -104,6 +104,10 @@ Result<SavedState> parse_state(const json& j) {
     if (f->id == 0) return make_error(EINVAL, "a filter without an id");  // ids survive restarts
     s.filters.push_back(std::move(*f));
   }
+  const json next_id = j.value("next_filter_id", json(1));
+  if (!next_id.is_number_unsigned() || next_id.get<uint64_t>() == 0)
+    return make_error(EINVAL, "\"next_filter_id\" must be a positive integer");
+  s.next_filter_id = next_id.get<uint64_t>();
   for (const json& aj : j.value("attachments", json::array())) {
     auto a = attach_from_json(aj);
     if (!a) return std::move(a).error();
@@ -134,6 +138,7 @@ json state_to_json(const SavedState& s) {
                    {"outbound", action_name(s.defaults[XFP_LAYER_OUTBOUND])}};
   j["filters"] = json::array();
   for (const auto& f : s.filters) j["filters"].push_back(filter_to_json(f));  // with its id
+  j["next_filter_id"] = s.next_filter_id;
   j["attachments"] = json::array();
   for (const auto& a : s.attachments)
     j["attachments"].push_back(

@@ -34,9 +34,13 @@ namespace xfp::clitest {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
+// XFP_BUILD_DIR (set by ctest), else the build tree this test binary sits in
+// (BUILD/tests/xfp_cli_tests).
 inline std::string xfp_path() {
-  const char* dir = std::getenv("XFP_BUILD_DIR");
-  return std::string(dir && *dir ? dir : ".") + "/tools/xfp";
+  if (const char* dir = std::getenv("XFP_BUILD_DIR"); dir && *dir) return std::string(dir) + "/tools/xfp";
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("./tools/xfp") : (self.parent_path().parent_path() / "tools/xfp").string();
 }
 
 struct Outcome {

@@ -53,11 +53,18 @@ TEST_F(PersistenceTest, RestartRestoresPersistentFiltersWithTheirIds) {
   EXPECT_EQ(st["attachments"][0]["device"], dev);
   EXPECT_TRUE(has_xdp(*ns_, dev));
 
+  // Ids are never handed out twice: n1's id 2 is not reused after the restart.
+  ASSERT_EQ(xfp({"filter", "add", "name", "n2", "ethertype", "eq", "lldp", "action", "block"}).code, 0);
+  EXPECT_EQ(filter_ids(), (std::vector<uint64_t>{1, 3, 4}));
+  ASSERT_EQ(xfp({"filter", "delete", "n2"}).code, 0);
+
   // Deleting a persistent filter is persisted too.
   ASSERT_EQ(xfp({"filter", "delete", "p1"}).code, 0);
   ASSERT_EQ(daemon_->stop(SIGINT), 0);
   ASSERT_TRUE(daemon_->start());
   EXPECT_EQ(filter_ids(), std::vector<uint64_t>{3});
+  ASSERT_EQ(xfp({"filter", "add", "name", "n3", "ethertype", "eq", "lldp", "action", "block"}).code, 0);
+  EXPECT_EQ(filter_ids(), (std::vector<uint64_t>{3, 5}));
 }
 
 TEST_F(PersistenceTest, BadStateFileRefusesToStart) {

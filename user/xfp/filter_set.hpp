@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -41,6 +42,9 @@ class FilterSet {
   std::optional<uint32_t> slot_of(uint64_t id) const;
   size_t size() const { return filters_.size(); }
   uint64_t next_id() const { return next_id_; }
+  // Ids are never handed out twice, also across restarts where only the
+  // persistent filters come back: the saved next id is reserved again.
+  void reserve_ids_below(uint64_t next) { next_id_ = std::max(next_id_, next); }
 
  private:
   std::map<uint64_t, Filter> filters_;

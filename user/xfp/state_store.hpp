@@ -36,6 +36,7 @@ struct SavedState {
   Action defaults[XFP_LAYER_COUNT] = {Action::Permit, Action::Permit};
   std::vector<Filter> filters;  // persistent ones only, in id order
   std::vector<AttachRecord> attachments;
+  uint64_t next_filter_id = 1;  // no filter id below it is handed out again
 };
 
 inline constexpr int kStateFormatVersion = 1;

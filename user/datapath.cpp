@@ -111,6 +111,14 @@ struct TcAttachment {
   bool created_hook = false;  // xfp made the clsact qdisc
 };
 
+// Everything xfp holds for one attached interface.
+struct AttachedInterface {
+  Attachment info;     // what status shows
+  uint32_t key = 0;    // xfp_ifaces_v1 key, also in each copy's .rodata
+  XdpAttachment xdp;   // when info.inbound
+  TcAttachment tc;     // when info.outbound
+};
+
 uint32_t prog_id_of(int fd) {
   bpf_prog_info info{};
   uint32_t len = sizeof info;
@@ -122,10 +130,7 @@ uint32_t prog_id_of(int fd) {
 struct Datapath::Impl {
   xfp_bpf* skel = nullptr;
   int ncpus = 1;
-  std::map<std::string, Attachment> attachments;
-  std::map<std::string, XdpAttachment> xdp;
-  std::map<std::string, TcAttachment> tc;
-  std::map<std::string, uint32_t> keys;  // ifname -> attachment key
+  std::map<std::string, AttachedInterface> interfaces;  // by name
   uint32_t next_key = 1;
   size_t rodata_key_offset = 0;
   std::vector<xfp_fields> installed_keys;  // keys of the active bank, for cleanup
@@ -200,33 +205,42 @@ Datapath::Datapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Datapath::~Datapath() {
   std::vector<std::string> names;
-  for (const auto& [name, a] : impl_->attachments) names.push_back(name);
+  for (const auto& [name, a] : impl_->interfaces) names.push_back(name);
   for (const auto& name : names) {
     Status s = detach(name);
     if (!s) spdlog::warn("detaching {}: {}", name, s.error().message);
   }
 }
 
-void Datapath::Impl::remove_stale_xdp(uint32_t ifindex) {
-  // A daemon killed without detaching leaves its program attached: replace it.
+namespace {
+
+// Calls visit(mp, prog, legacy) for each XDP program attached to the
+// interface (the single program, or each one under libxdp's dispatcher)
+// until it returns true.
+template <typename Visit>
+void visit_attached_xdp(uint32_t ifindex, Visit visit) {
   xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
-  if (libxdp_get_error(mp) || !mp) return;
+  if (!mp || libxdp_get_error(mp)) return;
   if (xdp_multiprog__is_legacy(mp)) {
-    xdp_program* main = xdp_multiprog__main_prog(mp);
-    if (main && std::strcmp(xdp_program__name(main), kXdpProgName) == 0) {
-      spdlog::warn("ifindex {}: replacing a stale xfp XDP program", ifindex);
-      xdp_multiprog__detach(mp);
-    }
+    if (xdp_program* main = xdp_multiprog__main_prog(mp)) visit(mp, main, true);
   } else {
-    for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp)) {
-      if (std::strcmp(xdp_program__name(p), kXdpProgName) == 0) {
-        spdlog::warn("ifindex {}: replacing a stale xfp XDP program in the dispatcher", ifindex);
-        xdp_program__detach(p, static_cast<int>(ifindex), xdp_multiprog__attach_mode(mp), 0);
-        break;
-      }
-    }
+    for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
+      if (visit(mp, p, false)) break;
   }
   xdp_multiprog__close(mp);
+}
+
+}  // namespace
+
+void Datapath::Impl::remove_stale_xdp(uint32_t ifindex) {
+  // A daemon killed without detaching leaves its program attached: replace it.
+  visit_attached_xdp(ifindex, [&](xdp_multiprog* mp, xdp_program* p, bool legacy) {
+    if (std::strcmp(xdp_program__name(p), kXdpProgName) != 0) return false;
+    spdlog::warn("ifindex {}: replacing a stale xfp XDP program{}", ifindex, legacy ? "" : " in the dispatcher");
+    if (legacy) xdp_multiprog__detach(mp);
+    else xdp_program__detach(p, static_cast<int>(ifindex), xdp_multiprog__attach_mode(mp), 0);
+    return true;
+  });
 }
 
 Result<bpf_object*> Datapath::Impl::open_copy(const char* prog_name, uint32_t key) {
@@ -381,17 +395,10 @@ Status Datapath::Impl::detach_xdp(uint32_t ifindex, XdpAttachment& x) {
   // have replaced it as stale).
   const uint32_t ours = xdp_program__id(x.prog);
   bool attached = false;
-  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
-  if (mp && !libxdp_get_error(mp)) {
-    if (xdp_multiprog__is_legacy(mp)) {
-      xdp_program* main = xdp_multiprog__main_prog(mp);
-      attached = main && xdp_program__id(main) == ours;
-    } else {
-      for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
-        if (xdp_program__id(p) == ours) attached = true;
-    }
-    xdp_multiprog__close(mp);
-  }
+  visit_attached_xdp(ifindex, [&](xdp_multiprog*, xdp_program* p, bool) {
+    attached = xdp_program__id(p) == ours;
+    return attached;
+  });
   int rc = attached ? xdp_program__detach(x.prog, static_cast<int>(ifindex), x.mode, 0) : 0;
   if (!attached) spdlog::info("ifindex {}: the XDP program was replaced; leaving it", ifindex);
   xdp_program__close(x.prog);
@@ -402,91 +409,80 @@ Status Datapath::Impl::detach_xdp(uint32_t ifindex, XdpAttachment& x) {
 
 Status Datapath::attach(const std::string& ifname, const AttachOptions& opts) {
   if (!opts.inbound && !opts.outbound) return make_error(EINVAL, "attach needs at least one layer");
-  if (impl_->attachments.count(ifname)) return make_error(EEXIST, fmt::format("{} is attached already", ifname));
+  if (impl_->interfaces.count(ifname)) return make_error(EEXIST, fmt::format("{} is attached already", ifname));
   uint32_t ifindex = if_nametoindex(ifname.c_str());
   if (ifindex == 0) return make_error(ENODEV, fmt::format("unknown interface '{}'", ifname));
   auto mac = interface_mac(ifname);
   if (!mac) return std::move(mac).error();
 
-  const uint32_t key = impl_->next_key++;
-  xfp_iface info{};
-  std::memcpy(info.mac, mac->data(), 6);
-  info.compartment = current_netns_inode();
-  info.layers = (opts.inbound ? 1u << XFP_LAYER_INBOUND : 0) | (opts.outbound ? 1u << XFP_LAYER_OUTBOUND : 0);
-  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key, &info, BPF_ANY) != 0)
-    return errno_error("recording the interface");
+  AttachedInterface ai;
+  ai.key = impl_->next_key++;
+  ai.info.ifname = ifname;
+  ai.info.ifindex = ifindex;
+  const int ifaces_fd = impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1);
+  xfp_iface facts{};
+  std::memcpy(facts.mac, mac->data(), 6);
+  facts.compartment = current_netns_inode();
+  facts.layers = (opts.inbound ? 1u << XFP_LAYER_INBOUND : 0) | (opts.outbound ? 1u << XFP_LAYER_OUTBOUND : 0);
+  if (bpf_map_update_elem(ifaces_fd, &ai.key, &facts, BPF_ANY) != 0) return errno_error("recording the interface");
 
-  Attachment a;
-  a.ifname = ifname;
-  a.ifindex = ifindex;
   if (opts.inbound) {
-    auto x = impl_->attach_xdp(ifindex, key, opts.mode, a.xdp_loader);
+    auto x = impl_->attach_xdp(ifindex, ai.key, opts.mode, ai.info.xdp_loader);
     if (!x) {
-      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key);
+      bpf_map_delete_elem(ifaces_fd, &ai.key);
       return std::move(x).error().context(fmt::format("attaching to {}", ifname));
     }
-    a.inbound = true;
-    a.xdp_mode = x->mode == XDP_MODE_NATIVE ? "native" : "generic";
-    impl_->xdp[ifname] = *x;
+    ai.xdp = *x;
+    ai.info.inbound = true;
+    ai.info.xdp_mode = x->mode == XDP_MODE_NATIVE ? "native" : "generic";
   }
   if (opts.outbound) {
-    TcAttachment tc;
-    Status s = impl_->attach_tc(ifindex, key, tc);
-    if (!s) {
-      if (a.inbound) {
-        (void)impl_->detach_xdp(ifindex, impl_->xdp[ifname]);
-        impl_->xdp.erase(ifname);
-      }
-      bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key);
+    if (Status s = impl_->attach_tc(ifindex, ai.key, ai.tc); !s) {
+      if (ai.info.inbound) (void)impl_->detach_xdp(ifindex, ai.xdp);
+      bpf_map_delete_elem(ifaces_fd, &ai.key);
       return std::move(s).error().context(fmt::format("attaching to {}", ifname));
     }
-    a.outbound = true;
-    impl_->tc[ifname] = tc;
+    ai.info.outbound = true;
   }
+  const Attachment& a = ai.info;
   spdlog::info("attached to {} (ifindex {}): {}{}", ifname, ifindex,
                a.inbound ? fmt::format("inbound XDP {} mode via {}", a.xdp_mode, a.xdp_loader) : "",
                a.outbound ? std::string(a.inbound ? ", " : "") + "outbound TC egress" : "");
-  impl_->attachments[ifname] = a;
-  impl_->keys[ifname] = key;
+  impl_->interfaces.emplace(ifname, std::move(ai));
   return Ok{};
 }
 
 Status Datapath::detach(const std::string& ifname) {
-  auto it = impl_->attachments.find(ifname);
-  if (it == impl_->attachments.end()) return make_error(ENOENT, fmt::format("{} is not attached", ifname));
-  Attachment a = it->second;
+  auto it = impl_->interfaces.find(ifname);
+  if (it == impl_->interfaces.end()) return make_error(ENOENT, fmt::format("{} is not attached", ifname));
+  AttachedInterface& ai = it->second;
+  const Attachment& a = ai.info;
   // The interface may be gone already (a deleted veth): nothing to detach.
   const bool present = if_nametoindex(ifname.c_str()) == a.ifindex;
   Status result = Ok{};
   if (a.inbound) {
-    XdpAttachment& x = impl_->xdp[ifname];
     if (present) {
-      if (Status s = impl_->detach_xdp(a.ifindex, x); !s) result = std::move(s).error().context(ifname);
+      if (Status s = impl_->detach_xdp(a.ifindex, ai.xdp); !s) result = std::move(s).error().context(ifname);
     } else {
-      xdp_program__close(x.prog);
+      xdp_program__close(ai.xdp.prog);
     }
-    impl_->xdp.erase(ifname);
   }
   if (a.outbound) {
-    TcAttachment& tc = impl_->tc[ifname];
     if (present) {
-      Status s = impl_->detach_tc(a.ifindex, tc);
+      Status s = impl_->detach_tc(a.ifindex, ai.tc);
       if (!s && result) result = std::move(s).error().context(ifname);
     }
-    bpf_object__close(tc.obj);
-    impl_->tc.erase(ifname);
+    bpf_object__close(ai.tc.obj);
   }
-  uint32_t key = impl_->keys[ifname];
-  bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &key);
-  impl_->keys.erase(ifname);
-  impl_->attachments.erase(it);
+  bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1), &ai.key);
+  impl_->interfaces.erase(it);
   if (result) spdlog::info("detached from {}", ifname);
   return result;
 }
 
 std::vector<Attachment> Datapath::attachments() const {
   std::vector<Attachment> out;
-  for (const auto& [name, a] : impl_->attachments) out.push_back(a);
+  for (const auto& [name, ai] : impl_->interfaces) out.push_back(ai.info);
   return out;
 }
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The classification pipeline shared by the XDP and TC programs:
- * parse -> tuple-space search over the active bank -> WFP arbitration
- * -> counters. Cost per frame depends on the number of condition shapes
- * (tuples) of the layer, never on the number of filters.
+ * The classification pipeline shared by the XDP and TC programs, on the
+ * active bank: parse -> direct tables of the small fields -> tuple-space
+ * search over the tuples that survive pruning -> WFP arbitration ->
+ * counters. Cost per frame depends on the condition shapes in use, never
+ * on the number of filters.
  */
 #ifndef XFP_CLASSIFY_H
 #define XFP_CLASSIFY_H

@@ -475,6 +475,21 @@ class FastpathTest : public ::testing::Test {
     return dp.detach(ifname);
   }
 
+  // Sends `in` from the peer and `out` from the xfp side, then checks that
+  // exactly the permitted frames of each arrived, unchanged.
+  void exchange_and_expect_permitted(const Sent& in, const Sent& out) {
+    FP_ASSERT_OK(peer_sock_->send_frames(in.all()));
+    send_outbound(*xfp_sock_, out);
+    {
+      SCOPED_TRACE("inbound");
+      expect_exactly_permitted(in, receive_marked(*xfp_sock_, in.permitted.size()));
+    }
+    {
+      SCOPED_TRACE("outbound");
+      expect_exactly_permitted(out, receive_marked(*peer_sock_, out.permitted.size()));
+    }
+  }
+
   // Members are destroyed in reverse: sockets, pair, namespaces.
   std::optional<NetNs> peer_ns_, xfp_ns_;
   std::optional<VethPair> pair_;
@@ -870,16 +885,7 @@ class FastpathDetach : public FastpathTest {
       in.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp1), flows);
       out.add(FrameBuilder().dst(kPeerMac).src(kXfpMac).ethertype(kExp1), flows);
     }
-    FP_ASSERT_OK(peer_sock_->send_frames(in.all()));
-    send_outbound(*xfp_sock_, out);
-    {
-      SCOPED_TRACE("inbound");
-      expect_exactly_permitted(in, receive_marked(*xfp_sock_, in.permitted.size()));
-    }
-    {
-      SCOPED_TRACE("outbound");
-      expect_exactly_permitted(out, receive_marked(*peer_sock_, out.permitted.size()));
-    }
+    exchange_and_expect_permitted(in, out);
   }
 
   void expect_nothing_attached() {
@@ -1019,16 +1025,7 @@ TEST_F(FastpathTest, AttachReplacesAStaleXfpProgram) {
     out.add(FrameBuilder().dst(kPeerMac).src(kXfpMac).ethertype(kExp1), true);
     out.add(FrameBuilder().dst(kPeerMac).src(kXfpMac).ethertype(kExp2), false);
   }
-  FP_ASSERT_OK(peer_sock_->send_frames(in.all()));
-  send_outbound(*xfp_sock_, out);
-  {
-    SCOPED_TRACE("inbound");
-    expect_exactly_permitted(in, receive_marked(*xfp_sock_, in.permitted.size()));
-  }
-  {
-    SCOPED_TRACE("outbound");
-    expect_exactly_permitted(out, receive_marked(*peer_sock_, out.permitted.size()));
-  }
+  exchange_and_expect_permitted(in, out);
   EXPECT_EQ(fresh->filter_counters(fresh_policy.slot("in")).frames, 4u);
   EXPECT_EQ(fresh->filter_counters(fresh_policy.slot("out")).frames, 4u);
   EXPECT_EQ(layer(*fresh, Layer::Inbound).c[XFP_CNT_FRAMES], 8u);
@@ -1076,16 +1073,7 @@ TEST_F(FastpathTest, DestroyingAReplacedDatapathLeavesItsReplacementAttached) {
   in.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp1), true);
   out.add(FrameBuilder().dst(kPeerMac).src(kXfpMac).ethertype(kExp2), false);
   out.add(FrameBuilder().dst(kPeerMac).src(kXfpMac).ethertype(kExp1), true);
-  FP_ASSERT_OK(peer_sock_->send_frames(in.all()));
-  send_outbound(*xfp_sock_, out);
-  {
-    SCOPED_TRACE("inbound");
-    expect_exactly_permitted(in, receive_marked(*xfp_sock_, 1));
-  }
-  {
-    SCOPED_TRACE("outbound");
-    expect_exactly_permitted(out, receive_marked(*peer_sock_, 1));
-  }
+  exchange_and_expect_permitted(in, out);
 }
 
 // ===========================================================================

@@ -32,10 +32,32 @@ int xfp_inbound(struct xdp_md *ctx)
 {
 	const __u8 *data = (const __u8 *)(long)ctx->data;
 	const __u8 *end = (const __u8 *)(long)ctx->data_end;
-	__u8 v = xfp_classify(data, end, (__u32)(end - data), ctx->ingress_ifindex,
-			      xfp_iface_key(ctx->ingress_ifindex), XFP_LAYER_INBOUND);
+	__u32 key = xfp_iface_key(ctx->ingress_ifindex);
+	__u32 xsk = XFP_XSK_INDEX(key, ctx->rx_queue_index);
+	struct xfp_decision d;
+	int fallback;
 
-	return v == XFP_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
+	xfp_classify(data, end, (__u32)(end - data), ctx->ingress_ifindex, key, XFP_LAYER_INBOUND, xsk, &d);
+	fallback = d.verdict == XFP_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
+	if (d.punt) {
+		struct xfp_punt_meta *meta;
+
+		/* The header goes in the metadata area, which AF_XDP copies in
+		 * front of the frame. Without room, the fail action decides. */
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)) != 0)
+			goto punt_failed;
+		meta = (void *)(long)ctx->data_meta;
+		if ((void *)(meta + 1) > (void *)(long)ctx->data)
+			goto punt_failed;
+		*meta = d.meta;
+		/* A socket gone since the lookup: the fallback verdict. */
+		return bpf_redirect_map(&xfp_xsks_v1, xsk, fallback);
+	}
+	return fallback;
+
+punt_failed:
+	xfp_count_punt_failed(XFP_LAYER_INBOUND);
+	return fallback;
 }
 
 SEC("tc")
@@ -43,15 +65,16 @@ int xfp_outbound(struct __sk_buff *skb)
 {
 	const __u8 *data, *end;
 	__u32 want = skb->len < 64 ? skb->len : 64;
-	__u8 v;
+	struct xfp_decision d;
 
 	/* Headers may sit in paged data; the classifier reads at most 64 bytes. */
 	if ((long)skb->data_end - (long)skb->data < want)
 		bpf_skb_pull_data(skb, want);
 	data = (const __u8 *)(long)skb->data;
 	end = (const __u8 *)(long)skb->data_end;
-	v = xfp_classify(data, end, skb->len, skb->ifindex, xfp_iface_key(skb->ifindex), XFP_LAYER_OUTBOUND);
-	return v == XFP_ACTION_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;
+	/* No AF_XDP socket on egress: outbound callouts use their fail action. */
+	xfp_classify(data, end, skb->len, skb->ifindex, xfp_iface_key(skb->ifindex), XFP_LAYER_OUTBOUND, ~0u, &d);
+	return d.verdict == XFP_ACTION_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

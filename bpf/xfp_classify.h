@@ -69,9 +69,42 @@ static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
 	}
 }
 
-/* Returns XFP_ACTION_PERMIT or XFP_ACTION_BLOCK. */
-static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u32 wire_len,
-					 __u32 ifindex, __u32 iface_key, __u8 layer)
+static __always_inline void xfp_count_punt_failed(__u32 layer)
+{
+	struct xfp_layer_counters *lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &layer);
+
+	if (lc)
+		lc->c[XFP_CNT_PUNT_FAIL]++;
+}
+
+/* A served callout: a plugin registered it and a worker's socket is bound
+ * for this queue. Only the inbound layer (XDP) can reach AF_XDP. */
+static __always_inline int xfp_callout_served(__u16 callout_id, __u32 xsk_index)
+{
+	__u32 id = callout_id;
+	__u32 *served = bpf_map_lookup_elem(&xfp_callouts_v1, &id);
+
+	if (!served || !*served)
+		return 0;
+	return bpf_map_lookup_elem(&xfp_xsks_v1, &xsk_index) != 0;
+}
+
+/*
+ * What the classifier decided. `verdict` is XFP_ACTION_PERMIT or _BLOCK: the
+ * final verdict, or, when `punt` is set, the verdict to use if the punt
+ * cannot happen (every callout on its fail action). punt_meta then says
+ * where user space resumes.
+ */
+struct xfp_decision {
+	__u8 verdict;
+	__u8 punt;
+	struct xfp_punt_meta meta;
+};
+
+/* xsk_index: XFP_XSK_INDEX of the frame's queue, or ~0 where no socket can be. */
+static __always_inline void xfp_classify(const __u8 *data, const __u8 *end, __u32 wire_len,
+					 __u32 ifindex, __u32 iface_key, __u8 layer, __u32 xsk_index,
+					 struct xfp_decision *d)
 {
 	__u32 zero = 0, idx, lidx = layer;
 	struct xfp_config *cfg;
@@ -86,10 +119,12 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 	__u64 cand;
 	__u8 verdict;
 
+	d->verdict = XFP_ACTION_PERMIT;
+	d->punt = 0;
 	cfg = bpf_map_lookup_elem(&xfp_cfg_v1, &zero);
 	lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &lidx);
 	if (!cfg || !lc)
-		return XFP_ACTION_PERMIT;
+		return;
 	/* One read of the bank: this frame sees that compiled set only. */
 	bank = *(volatile __u32 *)&cfg->active_bank & 1;
 
@@ -104,7 +139,7 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 	idx = bank * XFP_LAYER_COUNT + layer;
 	hdr = bpf_map_lookup_elem(&xfp_hdr_v1, &idx);
 	if (!hdr)
-		return XFP_ACTION_PERMIT;
+		return;
 	ntuples = hdr->ntuples;
 	nsub = hdr->nsublayers;
 	/* The interface's facts cost a hash lookup: only when a filter reads them. */
@@ -178,8 +213,28 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 		if (best[s].rank == XFP_RANK_NONE)
 			continue;
 		xfp_count_filter(best[s].slot, wire_len);
+		if ((best[s].flags & XFP_MATCH_CALLOUT) && !d->punt) {
+			/* The first served callout stops the kernel's arbitration;
+			 * the rest runs on as if every callout were unavailable,
+			 * which gives the verdict should the punt fail. */
+			if (xsk_index != ~0u && xfp_callout_served(best[s].callout_id, xsk_index)) {
+				d->punt = 1;
+				d->meta.magic = XFP_PUNT_MAGIC;
+				d->meta.layer = layer;
+				d->meta.sublayer = (__u8)s;
+				d->meta.arb = (arb.action & XFP_PUNT_ARB_ACTION) |
+					      (arb.hard ? XFP_PUNT_ARB_HARD : 0) |
+					      (arb.vetoed ? XFP_PUNT_ARB_VETOED : 0);
+				d->meta.pad[0] = d->meta.pad[1] = d->meta.pad[2] = 0;
+				d->meta.rank = best[s].rank;
+				d->meta.slot = best[s].slot;
+				d->meta.generation = (__u32)hdr->generation;
+				d->meta.iface = iface_key;
+				d->meta.flow = 0;
+			}
+		}
 		action = xfp_match_fail_decision(&best[s], &hard);
-		if (best[s].flags & XFP_MATCH_CALLOUT)
+		if ((best[s].flags & XFP_MATCH_CALLOUT) && !d->punt)
 			lc->c[XFP_CNT_CALLOUT_FAIL]++;
 		xfp_arbitration_step(&arb, action, hard, 0, best[s].slot);
 		if (arb.final)
@@ -193,8 +248,13 @@ static __always_inline __u8 xfp_classify(const __u8 *data, const __u8 *end, __u3
 	} else {
 		verdict = arb.action;
 	}
+	d->verdict = verdict;
+	if (d->punt) {
+		/* User space decides and counts permit or block. */
+		lc->c[XFP_CNT_PUNT]++;
+		return;
+	}
 	lc->c[verdict == XFP_ACTION_BLOCK ? XFP_CNT_BLOCK : XFP_CNT_PERMIT]++;
-	return verdict;
 }
 
 #endif /* XFP_CLASSIFY_H */

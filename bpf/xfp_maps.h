@@ -84,6 +84,25 @@ struct {
 	__type(value, struct xfp_iface);
 } xfp_ifaces_v1 SEC(".maps");
 
+/* Callout ids that a loaded plugin serves (non-zero value). A callout
+ * filter punts only if its callout is served and a socket is bound. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_MAX_CALLOUTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xfp_callouts_v1 SEC(".maps");
+
+/* AF_XDP sockets of the workers, at XFP_XSK_INDEX(attachment key, queue).
+ * A socket that closes (daemon stopped or killed) leaves the map by itself,
+ * and callout filters fall back to their fail action. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, XFP_MAX_ATTACHMENTS * XFP_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xfp_xsks_v1 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XFP_MAX_FILTERS);

@@ -138,10 +138,23 @@ struct LayerBuilder {
   std::unordered_map<KeyBytes, xfp_entry, KeyHash> entries;
 };
 
-xfp_match make_match(const Filter& f, uint32_t rank, uint32_t slot) {
+// Sublayer slots of one layer. An inspection callout never decides (it can
+// only continue), so its filters sit in a shadow slot just before their
+// sublayer's own: while no callout is served, the kernel's arbitration skips
+// the shadow slot and the sublayer's deciding filter is still found; when
+// one is served, the shadow slot is where the frame is punted.
+struct SlotMap {
+  std::map<std::string, uint32_t> real, shadow;
+  uint32_t of(const Filter& f) const {
+    return f.action == Action::CalloutInspection ? shadow.at(f.sublayer) : real.at(f.sublayer);
+  }
+};
+
+xfp_match make_match(const Filter& f, uint32_t rank, uint32_t slot, uint16_t callout_id) {
   xfp_match m{};
   m.rank = rank;
   m.slot = slot;
+  m.callout_id = callout_id;
   m.action = static_cast<uint8_t>(f.action);
   if (f.flags & XFP_FILTER_CLEAR_ACTION_RIGHT) m.flags |= XFP_MATCH_HARD;
   if (is_callout(f.action)) m.flags |= XFP_MATCH_CALLOUT;
@@ -380,13 +393,13 @@ Result<DirectPredicate> direct_predicate(const Filter& f, const DirectGroup& g) 
 // Paints one group: for each value of its domain, the best rank per sublayer.
 Result<std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>>> paint_group(
     const DirectGroup& g, const std::vector<const Filter*>& filters, const std::vector<uint32_t>& rank_of,
-    uint32_t nsublayers, const std::map<std::string, uint32_t>& slot_of_sublayer) {
+    uint32_t nsublayers, const SlotMap& slots) {
   std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>> ranks(g.domain);
   for (auto& r : ranks) r.fill(XFP_RANK_NONE);
   std::vector<PaintCursor> cursors(nsublayers, PaintCursor(g.domain));
   for (size_t i = 0; i < filters.size(); ++i) {  // rank order: the first painter wins
     const Filter& f = *filters[i];
-    const uint32_t s = slot_of_sublayer.at(f.sublayer);
+    const uint32_t s = slots.of(f);
     auto pred = direct_predicate(f, g);
     if (!pred) return std::move(pred).error();
     PaintCursor& cur = cursors[s];
@@ -411,7 +424,7 @@ Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
                                                 const std::vector<std::vector<const Filter*>>& by_group,
                                                 const std::vector<std::vector<uint32_t>>& ranks_of_group,
                                                 const std::vector<xfp_match>& match_of_rank,
-                                                const std::map<std::string, uint32_t>& slot_of_sublayer) {
+                                                const SlotMap& slots) {
   using Ranks = std::array<uint32_t, XFP_MAX_SUBLAYERS>;
   cl.direct_map.assign(XFP_PRUNE_SPAN, 0);
   cl.direct_results.assign(1, xfp_entry{});
@@ -424,7 +437,7 @@ Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
   for (size_t gi : order) {
     if (by_group[gi].empty()) continue;
     const DirectGroup& g = kDirectGroups[gi];
-    auto painted = paint_group(g, by_group[gi], ranks_of_group[gi], cl.nsublayers, slot_of_sublayer);
+    auto painted = paint_group(g, by_group[gi], ranks_of_group[gi], cl.nsublayers, slots);
     if (!painted) return std::move(painted).error();
     const auto& ranks = *painted;
     auto unmatched = [](const Ranks& r) {
@@ -454,20 +467,17 @@ Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
 
 }  // namespace
 
-Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits) {
+Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits, const CalloutIdFn& callout_id) {
   CompiledSet out;
   for (int l = 0; l < XFP_LAYER_COUNT; ++l)
     out.default_action[l] = static_cast<uint8_t>(set.default_action(static_cast<Layer>(l)));
 
   for (int l = 0; l < XFP_LAYER_COUNT; ++l) {
     const Layer layer = static_cast<Layer>(l);
-    // Filters the kernel evaluates. An inspection callout can only continue,
-    // and no callout is reachable yet, so it cannot change a decision.
+    // Filters the kernel evaluates: all but the disabled ones.
     std::vector<const Filter*> active;
     for (const Filter* f : set.filters())
-      if (f->layer == layer && !(f->flags & XFP_FILTER_DISABLED) &&
-          f->action != Action::CalloutInspection)
-        active.push_back(f);
+      if (f->layer == layer && !(f->flags & XFP_FILTER_DISABLED)) active.push_back(f);
 
     // Sublayer slots: sublayers holding filters, highest weight first.
     std::vector<const Sublayer*> used;
@@ -477,16 +487,28 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits) {
     std::sort(used.begin(), used.end(), [](const Sublayer* a, const Sublayer* b) {
       return a->weight != b->weight ? a->weight > b->weight : a->name < b->name;
     });
-    if (used.size() > XFP_MAX_SUBLAYERS)
-      return make_error(E2BIG, fmt::format("the {} layer has filters in {} sublayers; at most {} are supported",
-                                           layer_name(layer), used.size(), XFP_MAX_SUBLAYERS));
-    std::map<std::string, uint32_t> slot_of_sublayer;
+    SlotMap slots;
     CompiledLayer& cl = out.layers[l];
-    for (size_t i = 0; i < used.size(); ++i) {
-      slot_of_sublayer[used[i]->name] = static_cast<uint32_t>(i);
-      cl.sublayer_order.push_back(used[i]->name);
+    for (const Sublayer* s : used) {
+      bool inspection = false, deciding = false;
+      for (const Filter* f : active)
+        if (f->sublayer == s->name) (f->action == Action::CalloutInspection ? inspection : deciding) = true;
+      if (inspection) {
+        slots.shadow[s->name] = static_cast<uint32_t>(cl.sublayer_order.size());
+        cl.sublayer_order.push_back(s->name);
+      }
+      if (deciding) {
+        slots.real[s->name] = static_cast<uint32_t>(cl.sublayer_order.size());
+        cl.sublayer_order.push_back(s->name);
+      }
     }
-    cl.nsublayers = static_cast<uint32_t>(used.size());
+    if (cl.sublayer_order.size() > XFP_MAX_SUBLAYERS)
+      return make_error(E2BIG, fmt::format("the {} layer has filters in {} sublayers, which take {} slots; at most {} "
+                                           "are supported (a sublayer with inspection callouts and other filters "
+                                           "takes two)",
+                                           layer_name(layer), used.size(), cl.sublayer_order.size(),
+                                           XFP_MAX_SUBLAYERS));
+    cl.nsublayers = static_cast<uint32_t>(cl.sublayer_order.size());
 
     // Rank: weight order within a sublayer (ties: older filter first).
     std::sort(active.begin(), active.end(), [](const Filter* a, const Filter* b) {
@@ -498,25 +520,27 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits) {
     std::vector<std::vector<uint32_t>> direct_ranks(std::size(kDirectGroups));
     for (size_t rank = 0; rank < active.size(); ++rank) {
       const Filter& f = *active[rank];
-      xfp_match m = make_match(f, static_cast<uint32_t>(rank), set.slot_of(f.id).value_or(0));
+      uint16_t cid = is_callout(f.action) && callout_id ? callout_id(f.callout) : 0;
+      xfp_match m = make_match(f, static_cast<uint32_t>(rank), set.slot_of(f.id).value_or(0), cid);
       match_of_rank.push_back(m);
+      cl.filter_of_rank.push_back(f.id);
       if (int g = direct_group_of(f); g >= 0) {
         direct[g].push_back(&f);
         direct_ranks[g].push_back(static_cast<uint32_t>(rank));
         continue;
       }
-      XFP_TRY(add_filter_entries(lb, f, m, slot_of_sublayer.at(f.sublayer), limits));
+      XFP_TRY(add_filter_entries(lb, f, m, slots.of(f), limits));
       if (lb.entries.size() > limits.max_entries)
         return make_error(E2BIG, fmt::format("the compiled set needs more than {} table entries "
                                              "(raise the daemon's --max-entries)",
                                              limits.max_entries));
     }
-    auto left_out = build_direct_tables(cl, direct, direct_ranks, match_of_rank, slot_of_sublayer);
+    auto left_out = build_direct_tables(cl, direct, direct_ranks, match_of_rank, slots);
     if (!left_out) return std::move(left_out).error();
     for (size_t g : *left_out)
       for (size_t i = 0; i < direct[g].size(); ++i) {
         const Filter& f = *direct[g][i];
-        XFP_TRY(add_filter_entries(lb, f, match_of_rank[direct_ranks[g][i]], slot_of_sublayer.at(f.sublayer), limits));
+        XFP_TRY(add_filter_entries(lb, f, match_of_rank[direct_ranks[g][i]], slots.of(f), limits));
       }
     cl.tuples = std::move(lb.tuples);
     cl.entries.reserve(lb.entries.size());

@@ -29,6 +29,9 @@
 #define XFP_BANKS 2           /* double-buffered compiled sets */
 #define XFP_RANK_NONE 0xffffffffu
 #define XFP_TUPLE_BANK_BIT 0x80 /* xfp_fields.tuple: high bit = bank */
+#define XFP_MAX_CALLOUTS 1024  /* callout ids (xfp_match.callout_id) */
+#define XFP_MAX_QUEUES 64      /* AF_XDP sockets per attachment */
+#define XFP_MAX_ATTACHMENTS 256 /* attachment keys are 1..255 */
 
 /*
  * Tuple pruning: for every value of the small fields, the bitmask of the
@@ -202,11 +205,45 @@ enum xfp_layer_counter {
 	XFP_CNT_CALLOUT_FAIL = 5, /* callout unavailable: fail action used */
 	XFP_CNT_VETO = 6,        /* a callout block overrode a hard permit */
 	XFP_CNT_BYTES = 7,       /* bytes classified */
-	XFP_CNT_COUNT = 8,
+	XFP_CNT_PUNT = 8,        /* frames sent to a callout in user space */
+	XFP_CNT_PUNT_FAIL = 9,   /* punt refused (no room for metadata, redirect failed) */
+	XFP_CNT_COUNT = 10,
 };
 
 struct xfp_layer_counters {
 	__u64 c[XFP_CNT_COUNT];
+};
+
+/*
+ * Punting to callouts. A frame whose winning filter in some sublayer is a
+ * callout that user space serves (registered in xfp_callouts_v1, and a
+ * socket bound in xfp_xsks_v1 for the frame's queue) is redirected to that
+ * AF_XDP socket with this header as XDP metadata, right in front of the
+ * frame in the UMEM. It says where the kernel stopped, so that user space
+ * resumes WFP arbitration from there: the sublayers before `sublayer` are
+ * folded into `arb`; the callout filter is `rank` in the compiled set of
+ * `generation`. 32 bytes: the kernel's limit on XDP metadata.
+ */
+#define XFP_PUNT_MAGIC 0x5846u /* "XF" */
+#define XFP_XSK_INDEX(key, queue) (((key) % XFP_MAX_ATTACHMENTS) * XFP_MAX_QUEUES + ((queue) % XFP_MAX_QUEUES))
+
+enum xfp_punt_arb {
+	XFP_PUNT_ARB_ACTION = 0x3,  /* XFP_ACTION_NONE, _PERMIT or _BLOCK so far */
+	XFP_PUNT_ARB_HARD = 1u << 2,
+	XFP_PUNT_ARB_VETOED = 1u << 3,
+};
+
+struct xfp_punt_meta {
+	__u16 magic;       /* XFP_PUNT_MAGIC */
+	__u8 layer;        /* enum xfp_layer */
+	__u8 sublayer;     /* slot of the callout's sublayer */
+	__u8 arb;          /* enum xfp_punt_arb: decision of the earlier sublayers */
+	__u8 pad[3];
+	__u32 rank;        /* the callout filter's rank in its layer */
+	__u32 slot;        /* its counter slot */
+	__u32 generation;  /* low bits of the compiled set's generation */
+	__u32 iface;       /* attachment key */
+	__u64 flow;        /* flow handle, 0 when none */
 };
 
 /* Compile-time layout checks: both compilers see the same numbers. */
@@ -225,6 +262,9 @@ XFP_STATIC_ASSERT(sizeof(struct xfp_config) == 16, "xfp_config layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_iface) == 16, "xfp_iface layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_filter_counter) == 16, "counter layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_layer_counters) == 8 * XFP_CNT_COUNT, "layer counters");
+XFP_STATIC_ASSERT(sizeof(struct xfp_punt_meta) == 32, "XDP metadata is at most 32 bytes");
+XFP_STATIC_ASSERT(sizeof(struct xfp_punt_meta) % 4 == 0, "XDP metadata length is a multiple of 4");
+XFP_STATIC_ASSERT(XFP_MAX_CALLOUTS <= 65536, "callout ids are u16");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_TUPLE_BANK_BIT, "tuple id must not reach the bank bit");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES <= 64, "a prune mask is one u64");
 XFP_STATIC_ASSERT(sizeof(struct xfp_entry) % 8 == 0, "mmapable array values are 8-byte strided");

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "xfp/abi.h"
@@ -24,7 +26,8 @@ struct CompiledLayer {
   std::vector<xfp_tuple> tuples;
   std::vector<CompiledEntry> entries;
   uint32_t nsublayers = 0;
-  std::vector<std::string> sublayer_order;  // slot -> sublayer name
+  std::vector<std::string> sublayer_order;  // slot -> sublayer name (an inspection callout's shadow slot repeats it)
+  std::vector<uint64_t> filter_of_rank;     // rank -> filter id
   std::vector<uint64_t> prune;  // XFP_PRUNE_SPAN tuple masks (abi.h)
   uint8_t prune_fields = 0;     // enum xfp_direct_field: fields some tuple constrains
   bool needs_iface = false;     // a tuple reads interface MAC or compartment
@@ -46,6 +49,12 @@ struct CompileLimits {
   uint32_t max_entries = 1u << 20;  // per bank, both layers
 };
 
-Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits = {});
+// The id of a callout key in the kernel's xfp_callouts_v1 (1..XFP_MAX_CALLOUTS-1),
+// stable for the daemon's life. Without one, every callout filter gets id 0,
+// which is never served: callouts use their fail action.
+using CalloutIdFn = std::function<uint16_t(const std::string& key)>;
+
+Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits = {},
+                            const CalloutIdFn& callout_id = {});
 
 }  // namespace xfp

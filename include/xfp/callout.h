@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The xfp callout plugin ABI (pure C). A plugin is a shared library that
+ * exports one symbol, XFP_PLUGIN_SYMBOL, a struct xfp_plugin_info. The
+ * daemon loads it (`xfp callout load PATH`), checks the ABI version and the
+ * hooks, and calls init(), in which the plugin registers its callouts by
+ * key. Filters whose action is a callout name that key.
+ *
+ * The plugin links against nothing of xfp: everything the host offers
+ * (frames, injection, logging) comes through the function table handed to
+ * init(). A host that speaks a newer ABI minor keeps the table's prefix.
+ *
+ * Threads: classify runs on the workers (one per interface queue), possibly
+ * on several at once, and must be thread-safe; notify runs on the daemon's
+ * control thread; a completion runs on the worker that saw the frame leave.
+ * Nothing in a hook may block for long: a worker that waits stalls its
+ * queue (the kernel then counts and applies the overload policy).
+ *
+ * Errors at this ABI are negative errno values or the XFP_STATUS_* codes
+ * below (also negative); 0 is success.
+ */
+#ifndef XFP_CALLOUT_H
+#define XFP_CALLOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xfp/abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change to this header. */
+#define XFP_CALLOUT_ABI_VERSION 1
+#define XFP_PLUGIN_SYMBOL "xfp_plugin"
+
+/* Status codes beyond errno (FWP/NDIS counterparts in comments). */
+enum xfp_status {
+	XFP_STATUS_SUCCESS = 0,
+	XFP_STATUS_NOT_READY = -10001,      /* interface not attached (STATUS_FWP_NOT_READY-ish) */
+	XFP_STATUS_HANDLE_CLOSING = -10002, /* injection handle being destroyed */
+	XFP_STATUS_HANDLE_STALE = -10003,   /* wrong handle type (STATUS_FWP_INJECT_HANDLE_STALE) */
+	XFP_STATUS_DROPPED = -10004,        /* the frame could not be queued or sent */
+};
+
+/* ---- frames (NET_BUFFER_LIST counterparts) ------------------------------- */
+
+/*
+ * A frame: bytes with headroom and tailroom, a reference count, and a `next`
+ * link that makes chains (like NET_BUFFER_LIST chains). Opaque: use the
+ * host's frame functions. A punted frame handed to classify is valid during
+ * the call only, unless the callout absorbs it or takes a reference.
+ */
+struct xfp_frame;
+
+/* ---- what a callout sees -------------------------------------------------- */
+
+/* FWPS_PACKET_INJECTION_STATE. */
+enum xfp_injection_state {
+	XFP_NOT_INJECTED = 0,
+	XFP_INJECTED_BY_SELF = 1,
+	XFP_INJECTED_BY_OTHER = 2,
+	XFP_PREVIOUSLY_INJECTED_BY_SELF = 3,
+};
+
+/* The incoming metadata values of one frame. */
+struct xfp_metadata {
+	uint8_t layer;         /* enum xfp_layer */
+	uint8_t pad[3];
+	uint32_t ifindex;      /* interface the frame arrived on (in its namespace) */
+	uint32_t iface;        /* xfp's attachment id of that interface: inject with it */
+	uint32_t rx_queue;     /* queue (and worker) of the frame */
+	uint32_t compartment;  /* network namespace inode */
+	uint32_t frame_len;    /* bytes on the wire */
+	uint64_t flow_handle;  /* 0 until flows exist (see docs) */
+	uint64_t filter_id;    /* the filter that called this callout */
+};
+
+/* The matching filter, as FWPS_FILTER: what classify and notify are told. */
+struct xfp_filter_info {
+	uint64_t id;
+	uint64_t weight;
+	uint64_t context;      /* the filter's context value (opaque to xfp) */
+	const char *name;      /* "" when unnamed */
+	const char *sublayer;
+	const char *callout_key;
+	uint8_t layer;         /* enum xfp_layer */
+	uint8_t action;        /* enum xfp_action: one of the CALLOUT_* */
+	uint16_t pad;
+	uint32_t flags;        /* enum xfp_filter_flag */
+};
+
+/* Classify output flags. */
+enum xfp_classify_flag {
+	XFP_CLASSIFY_ABSORB = 1u << 0, /* the callout owns the frame now (out) */
+};
+
+/*
+ * One frame of a classify call. `frame` may be modified in place (a later
+ * filter and the delivery see the change). The callout writes `action`:
+ * XFP_ACTION_PERMIT, _BLOCK or _CONTINUE (the default when left alone), and
+ * may set XFP_CLASSIFY_ABSORB in `flags`: the frame is then neither
+ * delivered nor dropped by xfp; the callout must inject or free it.
+ * An inspection callout's PERMIT or BLOCK counts as CONTINUE.
+ */
+struct xfp_classify_item {
+	struct xfp_frame *frame;            /* in/out */
+	const struct xfp_fields *fields;    /* in: parsed from the frame */
+	const struct xfp_metadata *meta;    /* in */
+	uint64_t flow_context;              /* in: this callout's context on the flow, 0 if none */
+	uint8_t action_right;               /* in: 1 if the callout's decision can still change the verdict */
+	uint8_t action;                     /* out: enum xfp_action */
+	uint8_t flags;                      /* out: enum xfp_classify_flag */
+	uint8_t pad[5];
+};
+
+/*
+ * classify: `count` frames, all matched by `filter`. count is 1 unless the
+ * callout was registered with XFP_CALLOUT_FLAG_BATCH; then the frames of one
+ * receive batch that matched the same filter come together, also linked as
+ * a chain through their `next` pointers, in arrival order.
+ */
+typedef void (*xfp_classify_fn)(void *callout_ctx, const struct xfp_filter_info *filter,
+				struct xfp_classify_item *items, uint32_t count);
+
+enum xfp_notify_type {
+	XFP_NOTIFY_FILTER_ADD = 1,
+	XFP_NOTIFY_FILTER_DELETE = 2,
+};
+
+/* notify: a filter naming this callout is being added (return 0 to accept,
+ * a negative errno to refuse: the transaction fails) or was deleted. */
+typedef int (*xfp_notify_fn)(void *callout_ctx, enum xfp_notify_type type,
+			     const struct xfp_filter_info *filter);
+
+/* flow-delete: a flow that carried this callout's context ended. */
+typedef void (*xfp_flow_delete_fn)(void *callout_ctx, uint8_t layer, uint64_t flow_handle,
+				   uint64_t flow_context);
+
+/* Callout flags (FWP_CALLOUT_FLAG_*). */
+enum xfp_callout_flag {
+	XFP_CALLOUT_FLAG_BATCH = 1u << 0,              /* ALLOW_L2_BATCH_CLASSIFY */
+	XFP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW = 1u << 1, /* needs flow_delete */
+	XFP_CALLOUT_KNOWN_FLAGS = (1u << 2) - 1,
+};
+
+/* What a plugin registers per callout. The strings are copied. */
+struct xfp_callout {
+	const char *key;          /* unique, [A-Za-z0-9_.-], at most 63 bytes */
+	const char *description;
+	uint32_t flags;           /* enum xfp_callout_flag */
+	uint32_t pad;
+	xfp_classify_fn classify;       /* required */
+	xfp_notify_fn notify;           /* required */
+	xfp_flow_delete_fn flow_delete; /* required with CONDITIONAL_ON_FLOW */
+	void *context;                  /* passed to every hook */
+};
+
+/* ---- injection ------------------------------------------------------------ */
+
+struct xfp_injection_handle;
+
+enum xfp_injection_type {
+	XFP_INJECTION_L2 = 1, /* MAC-frame layers: the only type xfp has */
+};
+
+/*
+ * Called once per injected frame, on success of the inject call only, after
+ * the frame has left xfp's hands. `status` is 0 or a negative code (for
+ * example XFP_STATUS_HANDLE_CLOSING when the handle was destroyed first).
+ * The frame is the caller's again: free it or reuse it.
+ */
+typedef void (*xfp_inject_complete_fn)(void *completion_ctx, struct xfp_frame *frame, int status);
+
+/* ---- the host's function table ------------------------------------------ */
+
+struct xfp_host; /* opaque: this plugin's handle in the daemon */
+
+struct xfp_host_api {
+	uint32_t abi_version; /* XFP_CALLOUT_ABI_VERSION */
+	uint32_t size;        /* sizeof(struct xfp_host_api) of the host */
+
+	/* Registration, from init() only. Returns 0 or a negative code; on
+	 * success *callout_id (may be NULL) names the callout in logs. */
+	int (*register_callout)(struct xfp_host *host, const struct xfp_callout *callout,
+				uint32_t *callout_id);
+
+	/* Frames. alloc: `len` bytes (uninitialised) with room to grow.
+	 * clone: a deep copy (own bytes, refcount 1, no `next`).
+	 * ref/free: reference counting; free at zero releases the bytes. */
+	struct xfp_frame *(*frame_alloc)(uint32_t len);
+	struct xfp_frame *(*frame_clone)(const struct xfp_frame *frame);
+	void (*frame_ref)(struct xfp_frame *frame);
+	void (*frame_free)(struct xfp_frame *frame);
+	uint8_t *(*frame_data)(struct xfp_frame *frame);
+	uint32_t (*frame_len)(const struct xfp_frame *frame);
+	/* push: grow at the front by n bytes (e.g. a VLAN tag), pull: shrink at
+	 * the front; set_len: grow or shrink at the end. 0 or -ENOSPC/-EINVAL. */
+	int (*frame_push)(struct xfp_frame *frame, uint32_t n);
+	int (*frame_pull)(struct xfp_frame *frame, uint32_t n);
+	int (*frame_set_len)(struct xfp_frame *frame, uint32_t len);
+	struct xfp_frame *(*frame_next)(const struct xfp_frame *frame);
+	void (*frame_set_next)(struct xfp_frame *frame, struct xfp_frame *next);
+
+	/* Injection handles. create: 0 or negative; destroy completes every
+	 * frame still pending on the handle with XFP_STATUS_HANDLE_CLOSING. */
+	int (*injection_handle_create)(uint32_t type, struct xfp_injection_handle **handle);
+	void (*injection_handle_destroy)(struct xfp_injection_handle *handle);
+
+	/* Inject a frame or a chain into the receive path (the host stack gets
+	 * it as if received on interface `iface`) or the send path (it leaves
+	 * on `iface`). `inject_context` is what a layer that sees the frame
+	 * again reports with its injection state. On 0 the completion runs once
+	 * per frame of the chain, later; on failure it never runs and the
+	 * caller still owns the frames. */
+	int (*inject_receive)(struct xfp_injection_handle *handle, uint32_t iface, struct xfp_frame *frames,
+			      uint64_t inject_context, xfp_inject_complete_fn complete, void *completion_ctx);
+	int (*inject_send)(struct xfp_injection_handle *handle, uint32_t iface, struct xfp_frame *frames,
+			   uint64_t inject_context, xfp_inject_complete_fn complete, void *completion_ctx);
+
+	/* FwpsQueryPacketInjectionState: the frame of a classify call, seen from
+	 * `handle`; *inject_context (may be NULL) gets the injector's context. */
+	enum xfp_injection_state (*injection_state)(const struct xfp_injection_handle *handle,
+						    const struct xfp_classify_item *item,
+						    uint64_t *inject_context);
+
+	/* Interfaces: the attachment id of an attached interface by name, in the
+	 * daemon's namespace of that attachment (0 if not attached). */
+	uint32_t (*iface_by_name)(const char *ifname);
+
+	/* Logging into the daemon's log. level: 0 debug, 1 info, 2 warn, 3 error. */
+	void (*log)(struct xfp_host *host, int level, const char *message);
+};
+
+/* ---- the plugin's export ------------------------------------------------ */
+
+struct xfp_plugin_info {
+	uint32_t abi_version; /* XFP_CALLOUT_ABI_VERSION the plugin was built for */
+	uint32_t size;        /* sizeof(struct xfp_plugin_info) */
+	const char *name;
+	const char *description;
+	/* Register callouts with api->register_callout(host, ...). Return 0,
+	 * or a negative errno: loading fails and nothing stays registered.
+	 * *plugin_ctx is handed back to fini. */
+	int (*init)(const struct xfp_host_api *api, struct xfp_host *host, void **plugin_ctx);
+	/* Unloading: every filter naming the plugin's callouts has fallen back to
+	 * its fail action and no classify runs any more. */
+	void (*fini)(void *plugin_ctx);
+};
+
+/* Defines the exported descriptor: XFP_PLUGIN("name", "what it does", init, fini). */
+#ifdef __cplusplus
+#define XFP_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
+#else
+#define XFP_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+#define XFP_PLUGIN(name_, description_, init_, fini_)                              \
+	XFP_PLUGIN_EXPORT const struct xfp_plugin_info xfp_plugin = {              \
+		XFP_CALLOUT_ABI_VERSION, sizeof(struct xfp_plugin_info), (name_),              \
+		(description_), (init_), (fini_)}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XFP_CALLOUT_H */

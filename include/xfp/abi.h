@@ -246,6 +246,27 @@ struct xfp_punt_meta {
 	__u64 flow;        /* flow handle, 0 when none */
 };
 
+/*
+ * Receive injection. AF_XDP can only transmit, so a frame that must reach
+ * the host stack "as if received on interface X" is transmitted into an
+ * internal veth pair of X's namespace with this trailer appended; the TC
+ * ingress program on the pair's far end (xfp_reinject) checks and strips the
+ * trailer and redirects the frame into X's ingress.
+ */
+#define XFP_REINJECT_MAGIC 0x78667269u /* "xfri" */
+struct xfp_reinject_trailer {
+	__u32 ifindex; /* target interface, in the namespace of the veth pair */
+	__u32 magic;   /* XFP_REINJECT_MAGIC */
+};
+
+/* xfp_reinject's counters (per-CPU array). Append-only. */
+enum xfp_reinject_counter {
+	XFP_REINJECT_OK = 0,        /* redirected into the target's ingress */
+	XFP_REINJECT_BAD = 1,       /* no trailer, bad magic or too short: dropped */
+	XFP_REINJECT_FAILED = 2,    /* trim or redirect failed: dropped */
+	XFP_REINJECT_COUNT = 3,
+};
+
 /* Compile-time layout checks: both compilers see the same numbers. */
 #ifdef __cplusplus
 #define XFP_STATIC_ASSERT(c, m) static_assert(c, m)
@@ -262,6 +283,7 @@ XFP_STATIC_ASSERT(sizeof(struct xfp_config) == 16, "xfp_config layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_iface) == 16, "xfp_iface layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_filter_counter) == 16, "counter layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_layer_counters) == 8 * XFP_CNT_COUNT, "layer counters");
+XFP_STATIC_ASSERT(sizeof(struct xfp_reinject_trailer) == 8, "reinject trailer layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_punt_meta) == 32, "XDP metadata is at most 32 bytes");
 XFP_STATIC_ASSERT(sizeof(struct xfp_punt_meta) % 4 == 0, "XDP metadata length is a multiple of 4");
 XFP_STATIC_ASSERT(XFP_MAX_CALLOUTS <= 65536, "callout ids are u16");

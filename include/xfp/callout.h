@@ -205,7 +205,8 @@ struct xfp_host_api {
 
 	/* Injection handles. create: 0 or negative; destroy completes every
 	 * frame still pending on the handle with XFP_STATUS_HANDLE_CLOSING. */
-	int (*injection_handle_create)(uint32_t type, struct xfp_injection_handle **handle);
+	int (*injection_handle_create)(struct xfp_host *host, uint32_t type,
+				       struct xfp_injection_handle **handle);
 	void (*injection_handle_destroy)(struct xfp_injection_handle *handle);
 
 	/* Inject a frame or a chain into the receive path (the host stack gets
@@ -240,12 +241,17 @@ struct xfp_plugin_info {
 	uint32_t size;        /* sizeof(struct xfp_plugin_info) */
 	const char *name;
 	const char *description;
-	/* Register callouts with api->register_callout(host, ...). Return 0,
-	 * or a negative errno: loading fails and nothing stays registered.
-	 * *plugin_ctx is handed back to fini. */
-	int (*init)(const struct xfp_host_api *api, struct xfp_host *host, void **plugin_ctx);
+	/* Register callouts with api->register_callout(host, ...). `config` is
+	 * the text given at load (`xfp callout load PATH --config TEXT`), "" when
+	 * none; the plugin parses it and fails with -EINVAL (after a log line
+	 * saying why) when it is wrong. Return 0, or a negative errno: loading
+	 * fails and nothing stays registered. *plugin_ctx is handed to fini. */
+	int (*init)(const struct xfp_host_api *api, struct xfp_host *host, const char *config,
+		    void **plugin_ctx);
 	/* Unloading: every filter naming the plugin's callouts has fallen back to
-	 * its fail action and no classify runs any more. */
+	 * its fail action and no classify runs any more. The plugin destroys its
+	 * injection handles here (the host destroys any left, completing their
+	 * frames with XFP_STATUS_HANDLE_CLOSING, before the library is closed). */
 	void (*fini)(void *plugin_ctx);
 };
 

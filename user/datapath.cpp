@@ -131,7 +131,6 @@ struct Datapath::Impl {
   xfp_bpf* skel = nullptr;
   int ncpus = 1;
   std::map<std::string, AttachedInterface> interfaces;  // by name
-  uint32_t next_key = 1;
   size_t rodata_key_offset = 0;
   std::vector<xfp_fields> installed_keys;  // keys of the active bank, for cleanup
   std::vector<xfp_fields> unreclaimed_keys;  // old-bank keys still to delete
@@ -416,13 +415,24 @@ Status Datapath::attach(const std::string& ifname, const AttachOptions& opts) {
   if (!mac) return std::move(mac).error();
 
   AttachedInterface ai;
-  ai.key = impl_->next_key++;
+  // Small keys: XFP_XSK_INDEX folds a key into XFP_MAX_ATTACHMENTS rows.
+  ai.key = 0;
+  for (uint32_t k = 1; k < XFP_MAX_ATTACHMENTS && ai.key == 0; ++k)
+    if (std::none_of(impl_->interfaces.begin(), impl_->interfaces.end(),
+                     [k](const auto& kv) { return kv.second.key == k; }))
+      ai.key = k;
+  if (ai.key == 0)
+    return make_error(ENOSPC, fmt::format("{} interfaces are attached already; at most {}",
+                                          impl_->interfaces.size(), XFP_MAX_ATTACHMENTS - 1));
+  ai.info.key = ai.key;
   ai.info.ifname = ifname;
   ai.info.ifindex = ifindex;
   const int ifaces_fd = impl_->map_fd(impl_->skel->maps.xfp_ifaces_v1);
   xfp_iface facts{};
   std::memcpy(facts.mac, mac->data(), 6);
   facts.compartment = current_netns_inode();
+  ai.info.compartment = facts.compartment;
+  std::memcpy(ai.info.mac, mac->data(), 6);
   facts.layers = (opts.inbound ? 1u << XFP_LAYER_INBOUND : 0) | (opts.outbound ? 1u << XFP_LAYER_OUTBOUND : 0);
   if (bpf_map_update_elem(ifaces_fd, &ai.key, &facts, BPF_ANY) != 0) return errno_error("recording the interface");
 
@@ -637,6 +647,30 @@ Status Datapath::reset_filter_counters(uint32_t slot) {
   std::vector<xfp_filter_counter> zeros(static_cast<size_t>(impl_->ncpus));
   if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_fcnt_v1), &slot, zeros.data(), BPF_ANY) != 0)
     return errno_error(fmt::format("resetting counter slot {}", slot));
+  return Ok{};
+}
+
+Status Datapath::set_callout_served(uint16_t callout_id, bool served) {
+  if (callout_id == 0 || callout_id >= XFP_MAX_CALLOUTS)
+    return make_error(EINVAL, fmt::format("callout id {} out of range", callout_id));
+  uint32_t id = callout_id, value = served ? 1 : 0;
+  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_callouts_v1), &id, &value, BPF_ANY) != 0)
+    return errno_error(fmt::format("marking callout {} {}", callout_id, served ? "served" : "unserved"));
+  return Ok{};
+}
+
+Status Datapath::bind_xsk(uint32_t key, uint32_t queue, int xsk_fd) {
+  if (queue >= XFP_MAX_QUEUES) return make_error(EINVAL, fmt::format("queue {} beyond the {} xfp serves", queue, XFP_MAX_QUEUES));
+  uint32_t index = XFP_XSK_INDEX(key, queue);
+  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_xsks_v1), &index, &xsk_fd, BPF_ANY) != 0)
+    return errno_error(fmt::format("binding the AF_XDP socket of queue {}", queue));
+  return Ok{};
+}
+
+Status Datapath::unbind_xsk(uint32_t key, uint32_t queue) {
+  uint32_t index = XFP_XSK_INDEX(key, queue);
+  if (bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_xsks_v1), &index) != 0 && errno != ENOENT)
+    return errno_error(fmt::format("unbinding the AF_XDP socket of queue {}", queue));
   return Ok{};
 }
 

@@ -30,6 +30,9 @@ struct Attachment {
   bool outbound = false;
   std::string xdp_mode;    // "native" or "generic" (empty when !inbound)
   std::string xdp_loader;  // "libxdp dispatcher" or "single program (dispatcher refused: ...)"
+  uint32_t key = 0;          // attachment key (1..XFP_MAX_ATTACHMENTS-1): callouts' `iface`
+  uint32_t compartment = 0;  // network namespace inode
+  uint8_t mac[6] = {};
 };
 
 struct LayerCounters {
@@ -65,6 +68,12 @@ class Datapath {
   LayerCounters layer_counters(Layer l) const;
   FilterCounters filter_counters(uint32_t slot) const;
   Status reset_filter_counters(uint32_t slot);  // before a slot is reused
+
+  // Callouts: whether user space serves a callout id (xfp_callouts_v1), and
+  // the AF_XDP socket of a worker for (attachment key, queue) (xfp_xsks_v1).
+  Status set_callout_served(uint16_t callout_id, bool served);
+  Status bind_xsk(uint32_t key, uint32_t queue, int xsk_fd);
+  Status unbind_xsk(uint32_t key, uint32_t queue);
 
   int xdp_prog_fd() const;  // the loaded programs, for BPF_PROG_TEST_RUN
   int tc_prog_fd() const;

@@ -1,0 +1,219 @@
+#include "xfp/punt_worker.hpp"
+
+#include <poll.h>
+
+#include <cstddef>
+#include <cstring>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "xfp/frame.hpp"
+#include "xfp/frame_parse.h"
+
+namespace xfp {
+
+const PuntFrameInfo* punt_info_of(const xfp_metadata* meta) {
+  static_assert(offsetof(PuntFrameInfo, meta) == 0, "meta first: the host recovers the rest from it");
+  return reinterpret_cast<const PuntFrameInfo*>(meta);
+}
+
+namespace {
+
+constexpr uint32_t kMaxBatch = 256;
+
+// One received frame while its batch is processed.
+struct Slot {
+  uint64_t addr = 0;
+  xfp_punt_meta punt{};
+  xfp_fields fields{};
+  PuntFrameInfo info{};
+  xfp_frame* frame = nullptr;
+  bool valid = false;
+  // The first callout the evaluation reaches, found by a probe, and its
+  // answer when it was asked in a batch.
+  const Filter* first_callout = nullptr;
+  bool first_action_right = true;
+  bool preanswered = false;
+  CalloutVerdict preanswer;
+  Decision decision;
+};
+
+// Stops at the first callout: which filter, and whether it has the right.
+class ProbeInvoker final : public CalloutInvoker {
+ public:
+  const Filter* first = nullptr;
+  bool right = true;
+  CalloutVerdict invoke(const Filter& f, const xfp_fields&, bool action_right) override {
+    first = &f;
+    right = action_right;
+    return {true, XFP_ACTION_CONTINUE, true};  // "absorbed": ends the walk
+  }
+};
+
+class FrameInvoker final : public CalloutInvoker {
+ public:
+  FrameInvoker(Slot& s, CalloutCaller& c) : slot_(s), callouts_(c) {}
+  CalloutVerdict invoke(const Filter& f, const xfp_fields& fields, bool action_right) override {
+    if (slot_.preanswered && &f == slot_.first_callout) {
+      slot_.preanswered = false;
+      return slot_.preanswer;
+    }
+    xfp_classify_item item{};
+    item.frame = slot_.frame;
+    item.fields = &fields;
+    item.meta = &slot_.info.meta;
+    item.action_right = action_right ? 1 : 0;
+    item.action = XFP_ACTION_CONTINUE;
+    slot_.info.meta.filter_id = f.id;
+    if (!callouts_.classify(f, &item, 1)) return {};
+    return {true, item.action, (item.flags & XFP_CLASSIFY_ABSORB) != 0};
+  }
+
+ private:
+  Slot& slot_;
+  CalloutCaller& callouts_;
+};
+
+Decision evaluate(const PolicySnapshot& snap, Slot& s, CalloutInvoker& inv, bool& rescanned) {
+  if (snap.is_generation_of(s.punt))
+    if (auto d = snap.resume(s.punt, s.fields, inv)) return *d;
+  rescanned = true;
+  return snap.classify(static_cast<Layer>(s.punt.layer), s.fields, inv);
+}
+
+}  // namespace
+
+PuntWorker::PuntWorker(const WorkerTarget& target, XskSocket& socket, CalloutCaller& callouts, Injector& injector,
+                       SnapshotFn snapshot, const WorkerOptions& options)
+    : target_(target),
+      socket_(socket),
+      callouts_(callouts),
+      injector_(injector),
+      snapshot_(std::move(snapshot)),
+      options_(options),
+      thread_([this] { run(); }) {}
+
+PuntWorker::~PuntWorker() {
+  stop_ = true;
+  thread_.join();
+}
+
+void PuntWorker::run() {
+  const uint32_t batch = std::min(options_.batch, kMaxBatch);
+  while (!stop_.load(std::memory_order_relaxed)) {
+    socket_.refill(batch * 2);
+    uint32_t idx = 0;
+    uint32_t n = socket_.rx_peek(batch, idx);
+    if (n == 0) {
+      // Sleep in poll(): the stop flag is checked at least every 100 ms.
+      if (!options_.busy_poll) socket_.wait_rx(100);
+      continue;
+    }
+    PolicySnapshotPtr snap = snapshot_();
+    process(n, idx, snap);
+    socket_.rx_release(n);
+  }
+}
+
+void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap) {
+  Slot slots[kMaxBatch];
+  const uint32_t frame_size = socket_.frame_size();
+  for (uint32_t i = 0; i < n; ++i) {
+    Slot& s = slots[i];
+    const xdp_desc* d = socket_.rx_desc(idx + i);
+    s.addr = d->addr;
+    uint8_t* data = socket_.data(d->addr);
+    const uint64_t offset = d->addr - socket_.chunk_base(d->addr);
+    if (offset < sizeof(xfp_punt_meta)) {
+      ++counters_.bad_meta;
+      continue;
+    }
+    std::memcpy(&s.punt, data - sizeof(xfp_punt_meta), sizeof s.punt);
+    if (s.punt.magic != XFP_PUNT_MAGIC || s.punt.layer >= XFP_LAYER_COUNT || !snap) {
+      ++counters_.bad_meta;
+      continue;
+    }
+    s.fields.ifindex = target_.ifindex;
+    xfp_parse_frame(data, data + d->len, d->len, s.punt.layer, &s.fields);
+    std::memcpy(s.fields.iface_mac, target_.mac, 6);
+    s.fields.compartment = target_.compartment;
+    s.info.meta.layer = s.punt.layer;
+    s.info.meta.ifindex = target_.ifindex;
+    s.info.meta.iface = target_.key;
+    s.info.meta.rx_queue = target_.queue;
+    s.info.meta.compartment = target_.compartment;
+    s.info.meta.frame_len = d->len;
+    s.info.meta.flow_handle = s.punt.flow;
+    if (injector_.records_pending()) s.info.origin = injector_.take_origin(data, d->len);
+    s.frame = frame_borrow(socket_.chunk(d->addr), frame_size, static_cast<uint32_t>(offset), d->len);
+    s.valid = s.frame != nullptr;
+    ++counters_.frames;
+  }
+
+  // Batches: probe each frame's first callout, then ask batch-capable
+  // callouts once for all the frames that reach them first.
+  std::unordered_map<const Filter*, std::vector<uint32_t>> groups;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!slots[i].valid) continue;
+    ProbeInvoker probe;
+    bool rescanned = false;
+    (void)evaluate(*snap, slots[i], probe, rescanned);
+    slots[i].first_callout = probe.first;
+    slots[i].first_action_right = probe.right;
+    if (probe.first && callouts_.batch_capable(*probe.first)) groups[probe.first].push_back(i);
+  }
+  for (auto& [filter, members] : groups) {
+    if (members.size() < 2) continue;
+    std::vector<xfp_classify_item> items(members.size());
+    for (size_t k = 0; k < members.size(); ++k) {
+      Slot& s = slots[members[k]];
+      s.info.meta.filter_id = filter->id;
+      items[k] = {};
+      items[k].frame = s.frame;
+      items[k].fields = &s.fields;
+      items[k].meta = &s.info.meta;
+      items[k].action_right = s.first_action_right ? 1 : 0;
+      items[k].action = XFP_ACTION_CONTINUE;
+      frame_set_next(s.frame, k + 1 < members.size() ? slots[members[k + 1]].frame : nullptr);
+    }
+    bool served = callouts_.classify(*filter, items.data(), static_cast<uint32_t>(items.size()));
+    for (size_t k = 0; k < members.size(); ++k) {
+      Slot& s = slots[members[k]];
+      frame_set_next(s.frame, nullptr);
+      s.preanswered = true;
+      s.preanswer = served ? CalloutVerdict{true, items[k].action, (items[k].flags & XFP_CLASSIFY_ABSORB) != 0}
+                           : CalloutVerdict{};
+    }
+  }
+
+  for (uint32_t i = 0; i < n; ++i) {
+    Slot& s = slots[i];
+    if (s.valid) {
+      FrameInvoker inv(s, callouts_);
+      bool rescanned = false;
+      s.decision = evaluate(*snap, s, inv, rescanned);
+      if (rescanned) ++counters_.rescanned;
+      if (s.decision.absorbed) {
+        // The callout owns the frame: its bytes leave the UMEM now.
+        if (!frame_make_owned(s.frame))
+          spdlog::error("{} queue {}: copying an absorbed frame out of the UMEM failed", target_.ifname,
+                        target_.queue);
+        ++counters_.absorbed;
+      } else {
+        if (s.decision.action == Action::Permit) {
+          if (injector_.deliver(target_.key, frame_data(s.frame), frame_len(s.frame))) ++counters_.permitted;
+          else ++counters_.deliver_failed;
+        } else {
+          ++counters_.blocked;
+        }
+        // A callout that took a reference keeps a copy; the chunk is reused.
+        if (frame_refcount(s.frame) > 1) (void)frame_make_owned(s.frame);
+        frame_free(s.frame);
+      }
+    }
+    socket_.rx_free(s.addr);
+  }
+}
+
+}  // namespace xfp

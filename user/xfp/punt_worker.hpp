@@ -1,0 +1,98 @@
+// One worker per (attached interface, queue): drives the AF_XDP socket that
+// the XDP program punts that queue's callout frames to, in batches.
+//
+// Per frame: read the xfp_punt_meta in front of it, parse the fields with the
+// same parser as the kernel, finish WFP arbitration with the policy snapshot
+// of the frame's generation (calling the callouts), then act: permit ->
+// receive injection (the host stack gets the frame, as modified, as if it had
+// arrived on the interface), block -> drop and count, absorbed -> the frame
+// becomes the callout's (copied out of the UMEM so the chunk is reused at
+// once). A frame punted under an older generation is classified from
+// scratch under the current one.
+//
+// Batches: frames whose first callout is the same filter of a callout
+// registered with XFP_CALLOUT_FLAG_BATCH go to it in one classify call.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "xfp/callout.h"
+#include "xfp/injector.hpp"
+#include "xfp/policy_snapshot.hpp"
+#include "xfp/xsk.hpp"
+
+namespace xfp {
+
+// The metadata a classify call sees, with what the host keeps beside it
+// (the injection record of the frame); `meta` is the first member so that
+// the host finds the rest from an item's meta pointer.
+struct PuntFrameInfo {
+  xfp_metadata meta;
+  InjectionOrigin origin;
+};
+const PuntFrameInfo* punt_info_of(const xfp_metadata* meta);
+
+// How a worker reaches the callouts (the daemon's callout host).
+class CalloutCaller {
+ public:
+  virtual ~CalloutCaller() = default;
+  // Calls the callout `filter` names on `count` items (count > 1 only when
+  // batch_capable() said so). False: no loaded plugin serves it.
+  virtual bool classify(const Filter& filter, xfp_classify_item* items, uint32_t count) = 0;
+  virtual bool batch_capable(const Filter& filter) = 0;
+};
+
+struct WorkerTarget {
+  std::string ifname;
+  uint32_t ifindex = 0;
+  uint32_t key = 0;  // attachment key
+  uint32_t queue = 0;
+  uint32_t compartment = 0;
+  uint8_t mac[6] = {};
+};
+
+struct WorkerCounters {
+  std::atomic<uint64_t> frames{0}, permitted{0}, blocked{0}, absorbed{0}, deliver_failed{0};
+  std::atomic<uint64_t> rescanned{0};  // generation changed since the punt
+  std::atomic<uint64_t> bad_meta{0};   // no valid header: dropped
+};
+
+struct WorkerOptions {
+  bool busy_poll = false;  // spin on the rings instead of sleeping in poll()
+  uint32_t batch = 64;
+};
+
+class PuntWorker {
+ public:
+  using SnapshotFn = std::function<PolicySnapshotPtr()>;
+  // The socket must be open already (bound to target.ifname/queue); the
+  // caller puts it in xfp_xsks_v1 once the worker runs.
+  PuntWorker(const WorkerTarget& target, XskSocket& socket, CalloutCaller& callouts, Injector& injector,
+             SnapshotFn snapshot, const WorkerOptions& options);
+  ~PuntWorker();  // stops and joins
+  PuntWorker(const PuntWorker&) = delete;
+  PuntWorker& operator=(const PuntWorker&) = delete;
+
+  const WorkerCounters& counters() const { return counters_; }
+  const WorkerTarget& target() const { return target_; }
+
+ private:
+  void run();
+  void process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap);
+
+  WorkerTarget target_;
+  XskSocket& socket_;
+  CalloutCaller& callouts_;
+  Injector& injector_;
+  SnapshotFn snapshot_;
+  WorkerOptions options_;
+  WorkerCounters counters_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace xfp

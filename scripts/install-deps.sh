@@ -16,6 +16,8 @@ packages=(
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libpcap-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev iproute2 ethtool
+  # NFQUEUE peer of bench/callout (libnetfilter_queue, iptables-nft)
+  libnetfilter-queue-dev iptables
 )
 all_installed() {
   # dpkg-query fails for a package it never saw, and prints a status other

@@ -47,17 +47,63 @@ AttachOptions attach_options(const AttachRecord& r) {
   return o;
 }
 
-Status install(Datapath& dp, const FilterSet& set, const CompileLimits& limits) {
-  auto compiled = compile(set, limits);
-  if (!compiled) return std::move(compiled).error().context("compiling the filter set");
-  if (auto s = dp.install(*compiled); !s) return std::move(s).error().context("installing the filter set");
-  return Ok{};
-}
-
 }  // namespace
 
 Engine::Engine(StateStore store, std::unique_ptr<Datapath> datapath, const EngineOptions& options)
-    : store_(std::move(store)), dp_(std::move(datapath)), options_(options) {}
+    : store_(std::move(store)), dp_(std::move(datapath)), options_(options) {
+  if (options.callouts) callouts_ = std::make_unique<CalloutRuntime>(*dp_, options.callout);
+}
+
+// Compiles and installs a set, then hands the workers the matching snapshot
+// (frames punted under the previous generation are classified anew).
+Status Engine::install(const FilterSet& set) {
+  auto compiled = callouts_ ? compile(set, options_.limits, callouts_->host().id_fn()) : compile(set, options_.limits);
+  if (!compiled) return std::move(compiled).error().context("compiling the filter set");
+  if (auto s = dp_->install(*compiled); !s) return std::move(s).error().context("installing the filter set");
+  if (callouts_) {
+    auto snap = PolicySnapshot::create(set, *compiled, dp_->generation());
+    if (!snap) return std::move(snap).error().context("the callout workers' view of the filter set");
+    callouts_->publish(std::move(*snap));
+  }
+  return Ok{};
+}
+
+Status Engine::start_workers(const std::string& ifname) {
+  if (!callouts_) return Ok{};
+  for (const Attachment& a : dp_->attachments())
+    if (a.ifname == ifname) return callouts_->attach(a);
+  return Ok{};
+}
+
+Result<PluginRecord> Engine::load_plugin(const std::string& path, const std::string& config) {
+  if (!callouts_) return make_error(EOPNOTSUPP, "the daemon runs without callouts (--no-callouts)");
+  auto rec = callouts_->host().load(path, config);
+  if (!rec) return rec;
+  auto records = plugin_records_;
+  records.push_back({rec->path, config});
+  plugin_records_.swap(records);
+  if (auto s = save(set_, records_); !s) {
+    plugin_records_.swap(records);
+    (void)callouts_->host().unload(rec->name);
+    return std::move(s).error();
+  }
+  return rec;
+}
+
+Status Engine::unload_plugin(const std::string& name) {
+  if (!callouts_) return make_error(EOPNOTSUPP, "the daemon runs without callouts (--no-callouts)");
+  std::string path;
+  for (const PluginRecord& p : callouts_->host().list())
+    if (p.name == name) path = p.path;
+  if (path.empty()) return make_error(ENOENT, fmt::format("no plugin named '{}' is loaded", name));
+  XFP_TRY(callouts_->host().unload(name));
+  std::erase_if(plugin_records_, [&](const PluginLoadRecord& r) { return r.path == path; });
+  return save(set_, records_);
+}
+
+std::vector<PluginRecord> Engine::plugins() const {
+  return callouts_ ? callouts_->host().list() : std::vector<PluginRecord>{};
+}
 
 Result<std::unique_ptr<Engine>> Engine::open(StateStore store, std::unique_ptr<Datapath> datapath,
                                              const EngineOptions& options, std::vector<std::string>& warnings) {
@@ -67,7 +113,7 @@ Result<std::unique_ptr<Engine>> Engine::open(StateStore store, std::unique_ptr<D
   if (*saved) {
     XFP_TRY(engine->restore(**saved, warnings));
   } else {
-    XFP_TRY(install(*engine->dp_, engine->set_, options.limits));
+    XFP_TRY(engine->install(engine->set_));
   }
   return engine;
 }
@@ -86,7 +132,14 @@ Status Engine::restore(const SavedState& saved, std::vector<std::string>& warnin
       return std::move(r).error().context(fmt::format("{}: filter {}", where, f.id));
   }
   set.reserve_ids_below(saved.next_filter_id);
-  if (auto s = install(*dp_, set, options_.limits); !s) return std::move(s).error().context(where);
+  // Plugins first: the filters that name their callouts are served at once.
+  for (const PluginLoadRecord& p : saved.plugins) {
+    if (!callouts_) break;
+    if (auto r = callouts_->host().load(p.path, p.config); !r)
+      warnings.push_back(fmt::format("loading plugin '{}' failed: {}", p.path, r.error().message));
+    plugin_records_.push_back(p);
+  }
+  if (auto s = install(set); !s) return std::move(s).error().context(where);
   set_ = std::move(set);
 
   records_ = saved.attachments;
@@ -100,6 +153,8 @@ Status Engine::restore(const SavedState& saved, std::vector<std::string>& warnin
     }
     if (auto s = dp_->attach(r.ifname, attach_options(r)); !s)
       warnings.push_back(fmt::format("re-attaching '{}' failed: {}", r.ifname, s.error().message));
+    else if (auto w = start_workers(r.ifname); !w)
+      warnings.push_back(fmt::format("'{}': callout workers did not start: {}", r.ifname, w.error().message));
   }
   return Ok{};
 }
@@ -113,6 +168,7 @@ Status Engine::save(const FilterSet& set, const std::vector<AttachRecord>& recor
     if (f->flags & XFP_FILTER_PERSISTENT) s.filters.push_back(*f);
   s.attachments = records;
   s.next_filter_id = set.next_id();
+  s.plugins = plugin_records_;
   if (auto r = store_.save(s); !r) return std::move(r).error().context("saving the state");
   return Ok{};
 }
@@ -136,11 +192,21 @@ Result<TransactionResult> Engine::transaction(const std::vector<Command>& comman
     }
   }
 
-  XFP_TRY(install(*dp_, next, options_.limits));
+  // Callouts are told of their filters first; a refusal fails the transaction.
+  std::vector<const Filter*> added, deleted;
+  for (const Filter* f : next.filters())
+    if (is_callout(f->action) && (!set_.find_id(f->id) || !(*set_.find_id(f->id) == *f))) added.push_back(f);
+  for (const Filter* f : set_.filters())
+    if (is_callout(f->action) && (!next.find_id(f->id) || !(*next.find_id(f->id) == *f))) deleted.push_back(f);
+  if (callouts_)
+    for (const Filter* f : added)
+      if (auto s = callouts_->host().notify(XFP_NOTIFY_FILTER_ADD, *f); !s) return std::move(s).error();
+
+  XFP_TRY(install(next));
   if (auto s = save(next, records_); !s) {
     // The new set is in the kernel but not on disk: put the old one back so
     // that what runs is what a restart would restore.
-    if (auto back = install(*dp_, set_, options_.limits); !back)
+    if (auto back = install(set_); !back)
       spdlog::critical("rolling back after a failed save also failed: {}; the kernel runs a filter set "
                        "that is not saved",
                        back.error().message);
@@ -161,6 +227,8 @@ Result<TransactionResult> Engine::transaction(const std::vector<Command>& comman
   for (const auto& [slot, id] : after)
     if (!before.count(slot)) reset(slot);
 
+  if (callouts_)
+    for (const Filter* f : deleted) (void)callouts_->host().notify(XFP_NOTIFY_FILTER_DELETE, *f);
   set_ = std::move(next);
   result.generation = dp_->generation();
   return result;
@@ -176,10 +244,16 @@ Status Engine::attach(const AttachRecord& request) {
     return make_error(ENODEV, "unknown interface '" + request.ifname + "'");
   if (!request.inbound && !request.outbound) return make_error(EINVAL, "attach needs at least one layer");
   XFP_TRY(dp_->attach(request.ifname, attach_options(request)));
+  if (auto w = start_workers(request.ifname); !w) {
+    (void)dp_->detach(request.ifname);
+    return std::move(w).error().context("starting the callout workers");
+  }
   auto records = records_;
   std::erase_if(records, [&](const AttachRecord& r) { return r.ifname == request.ifname; });
   records.push_back(request);
   if (auto s = save(set_, records); !s) {
+    for (const Attachment& a : dp_->attachments())
+      if (a.ifname == request.ifname && callouts_) callouts_->detach(a.key);
     if (auto d = dp_->detach(request.ifname); !d)
       spdlog::error("detaching '{}' after a failed save: {}", request.ifname, d.error().message);
     return std::move(s).error();
@@ -193,13 +267,19 @@ Status Engine::detach(const std::string& ifname) {
   auto rec = std::find_if(records_.begin(), records_.end(), [&](const AttachRecord& r) { return r.ifname == ifname; });
   if (!is_attached && rec == records_.end()) return make_error(ENOENT, "'" + ifname + "' is not attached");
   const AttachRecord previous = rec != records_.end() ? *rec : AttachRecord{ifname};
-  if (is_attached) XFP_TRY(dp_->detach(ifname));
+  if (is_attached) {
+    for (const Attachment& a : dp_->attachments())
+      if (a.ifname == ifname && callouts_) callouts_->detach(a.key);
+    XFP_TRY(dp_->detach(ifname));
+  }
   auto records = records_;
   std::erase_if(records, [&](const AttachRecord& r) { return r.ifname == ifname; });
   if (auto s = save(set_, records); !s) {
     if (is_attached)
       if (auto a = dp_->attach(ifname, attach_options(previous)); !a)
         spdlog::error("re-attaching '{}' after a failed save: {}", ifname, a.error().message);
+      else if (auto w = start_workers(ifname); !w)
+        spdlog::error("restarting the callout workers of '{}': {}", ifname, w.error().message);
     return std::move(s).error();
   }
   records_ = std::move(records);
@@ -226,6 +306,7 @@ EngineStatus Engine::status() const {
     st.counters[l] = dp_->layer_counters(static_cast<Layer>(l));
   }
   st.state_file = store_.path();
+  if (callouts_) st.workers = callouts_->workers();
   return st;
 }
 

@@ -113,6 +113,11 @@ Result<SavedState> parse_state(const json& j) {
     if (!a) return std::move(a).error();
     s.attachments.push_back(std::move(*a));
   }
+  for (const json& pj : j.value("plugins", json::array())) {
+    if (!pj.is_object() || !pj.contains("path") || !pj["path"].is_string())
+      return make_error(EINVAL, "a plugin entry without a \"path\" string");
+    s.plugins.push_back({pj["path"].get<std::string>(), pj.value("config", std::string())});
+  }
   return s;
 }
 
@@ -143,6 +148,8 @@ json state_to_json(const SavedState& s) {
   for (const auto& a : s.attachments)
     j["attachments"].push_back(
         {{"device", a.ifname}, {"mode", xdp_mode_name(a.mode)}, {"inbound", a.inbound}, {"outbound", a.outbound}});
+  j["plugins"] = json::array();
+  for (const auto& p : s.plugins) j["plugins"].push_back({{"path", p.path}, {"config", p.config}});
   return j;
 }
 

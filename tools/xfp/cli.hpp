@@ -31,6 +31,8 @@ struct DaemonOptions {
   std::string state_dir = "/var/lib/xfp";
   uint32_t max_entries = 1u << 20;
   bool reset_state = false;
+  bool callouts = true;   // --no-callouts: no workers, callout filters on their fail action
+  bool busy_poll = false; // workers spin instead of sleeping in poll()
 };
 int run_daemon(const DaemonOptions& opts);
 
@@ -59,6 +61,9 @@ int cmd_sublayer_list(const Global& g);
 int cmd_apply(const Global& g, const std::string& file);
 int cmd_status(const Global& g, std::optional<double> watch_seconds);
 int cmd_counters(const Global& g, std::optional<double> watch_seconds);
+int cmd_callout_load(const Global& g, const std::string& path, const std::string& config);
+int cmd_callout_unload(const Global& g, const std::string& name);
+int cmd_callout_list(const Global& g);
 
 // Rendering (render.cpp). `rates` (per second) is given in --watch mode.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);  // first row: headers
@@ -67,5 +72,6 @@ std::string render_filter_list(const nlohmann::json& filters);
 std::string render_filter(const nlohmann::json& filter);
 std::string render_counters(const nlohmann::json& counters, const nlohmann::json* rates);
 std::string render_sublayers(const nlohmann::json& sublayers);
+std::string render_plugins(const nlohmann::json& plugins);
 
 }  // namespace xfp::cli

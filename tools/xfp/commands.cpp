@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -236,6 +237,29 @@ int cmd_counters(const Global& g, std::optional<double> watch_seconds) {
   const json req = {{"op", "counters"}};
   if (watch_seconds) return watch(g, req, *watch_seconds, render_counters, counters_by_id);
   return simple(g, req, [](const json& reply) { return render_counters(reply, nullptr); });
+}
+
+int cmd_callout_load(const Global& g, const std::string& path, const std::string& config) {
+  // The daemon opens the file: an absolute path, so that it names the same file.
+  std::error_code ec;
+  std::string abs = std::filesystem::absolute(path, ec).lexically_normal().string();
+  if (ec) abs = path;
+  return simple(g, {{"op", "callout.load"}, {"path", abs}, {"config", config}}, [](const json& r) {
+    const json p = r.value("plugin", json::object());
+    std::string out = fmt::format("loaded {}:", p.value("name", std::string()));
+    for (const json& c : p.value("callouts", json::array()))
+      out += " " + c.value("key", std::string());
+    return out + "\n";
+  });
+}
+
+int cmd_callout_unload(const Global& g, const std::string& name) {
+  return simple(g, {{"op", "callout.unload"}, {"name", name}}, no_text);
+}
+
+int cmd_callout_list(const Global& g) {
+  return simple(g, {{"op", "callout.list"}},
+                [](const json& r) { return render_plugins(r.value("plugins", json::array())); });
 }
 
 }  // namespace xfp::cli

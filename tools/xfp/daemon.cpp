@@ -67,6 +67,8 @@ int run_daemon(const DaemonOptions& opts) {
   EngineOptions eo;
   // The entries hash holds both banks: the running set and the one being installed.
   eo.limits.max_entries = opts.max_entries / 2;
+  eo.callouts = opts.callouts;
+  eo.callout.worker.busy_poll = opts.busy_poll;
   std::vector<std::string> warnings;
   auto engine = Engine::open(std::move(*store), std::move(*datapath), eo, warnings);
   if (!engine) return fail(engine.error());

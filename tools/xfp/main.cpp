@@ -94,6 +94,10 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
       ->check(CLI::Range(2u, 1u << 26));
   daemon->add_flag("--reset-state", dopts.reset_state,
                    "start with an empty policy; the old state file is kept as state.json.old");
+  daemon->add_flag("!--no-callouts", dopts.callouts,
+                   "no callout workers or plugins: callout filters apply their fail action in the kernel");
+  daemon->add_flag("--busy-poll", dopts.busy_poll,
+                   "callout workers spin on their rings (lower latency, a core each) instead of sleeping");
   daemon->footer(R"(The daemon loads the BPF programs, restores the saved policy (filters marked
 persistent, sublayers, defaults, attached interfaces), then serves the control
 socket until SIGINT or SIGTERM, when it detaches what it attached and exits 0.
@@ -103,7 +107,14 @@ A state file that cannot be read stops the start (no policy is silently dropped)
 Examples:
   xfp daemon
   xfp daemon --socket /tmp/xfp.sock --state-dir /tmp/xfp-state
-  xfp daemon --reset-state)");
+  xfp daemon --reset-state
+
+Callouts: for every attached interface the daemon binds one AF_XDP socket and
+worker per receive queue; frames whose filter names a callout of a loaded
+plugin (`xfp callout load`) are punted there, decided in user space, and
+permitted frames are delivered into the host stack as if received on the
+interface. While no worker serves a callout (daemon stopped or killed, plugin
+unloaded), its filters apply their fail action in the kernel.)");
 
   // attach / detach
   std::string dev, mode = "auto", layers = "both";
@@ -204,6 +215,25 @@ Examples:
   auto* flush = app.add_subcommand("flush", "delete every filter and every sublayer but default");
   flush->footer("Example:\n  xfp flush");
 
+  // callout
+  std::string plugin_path, plugin_config, plugin_name;
+  auto* callout = app.add_subcommand("callout", "load, unload and list callout plugins");
+  callout->require_subcommand(1);
+  auto* cload = callout->add_subcommand("load", "load a callout plugin (a shared library) into the daemon");
+  cload->add_option("PATH", plugin_path, "the plugin's .so file")->required();
+  cload->add_option("--config", plugin_config, "text handed to the plugin's init (its README says what it takes)")
+      ->type_name("TEXT");
+  cload->footer(R"(The daemon checks the plugin's ABI version and hooks, calls its init, and
+serves its callouts from then on: filters naming them are punted to user space.
+The load is saved: a restarted daemon loads the plugin again.
+
+Examples:
+  xfp callout load /usr/lib/xfp/plugins/libxfp_pcap_capture.so --config file=/tmp/cap.pcap
+  xfp filter add remote-mac eq 02:00:00:00:00:01 action callout-inspection callout xfp.sample.pcap)");
+  auto* cunload = callout->add_subcommand("unload", "unload a plugin by name (its filters fall back to their fail action)");
+  cunload->add_option("NAME", plugin_name, "the plugin's name, as `xfp callout list` shows it")->required();
+  auto* clist = callout->add_subcommand("list", "list loaded plugins and their callouts");
+
   // status / counters
   std::string watch_text;
   auto* status = app.add_subcommand("status", "attachments, generation, filter counts, layer counters");
@@ -211,7 +241,8 @@ Examples:
   status->footer(R"(Layer counters: FRAMES and BYTES classified; PERMIT and BLOCK final verdicts;
 DEFAULT frames no filter decided; MALFORMED frames with the malformed L2 flag;
 CALLOUT-FAIL frames whose callout was absent (the filter's fail action applied);
-VETO callout blocks that overrode a hard permit.
+VETO callout blocks that overrode a hard permit; PUNT frames sent to a callout in
+user space (their verdicts are the workers' PERMIT, BLOCK and ABSORB).
 
 Examples:
   xfp status
@@ -257,6 +288,9 @@ Examples:
   if (*deflt) return cmd_policy(g, {"default", def_layer, def_action});
   if (*flush) return cmd_policy(g, {"flush"});
   if (*apply) return cmd_apply(g, file);
+  if (*cload) return cmd_callout_load(g, plugin_path, plugin_config);
+  if (*cunload) return cmd_callout_unload(g, plugin_name);
+  if (*clist) return cmd_callout_list(g);
   if (*status) return cmd_status(g, watch_value(status->get_option("--watch"), watch_text));
   if (*counters) return cmd_counters(g, watch_value(counters->get_option("--watch"), watch_text));
   if (!apply_file.empty()) return cmd_apply(g, apply_file);

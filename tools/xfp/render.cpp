@@ -60,7 +60,8 @@ std::string layers_text(const json& a) {
   return parts.empty() ? "-" : join(parts, ",");
 }
 
-constexpr const char* kLayerCounterKeys[] = {"frames", "bytes", "permit", "block", "default", "malformed", "callout_fail", "veto"};
+constexpr const char* kLayerCounterKeys[] = {"frames",  "bytes",        "permit", "block", "default",
+                                             "malformed", "callout_fail", "veto", "punt"};
 
 std::vector<std::string> layer_counter_row(const std::string& label, const json& c) {
   std::vector<std::string> row{label};
@@ -119,14 +120,37 @@ std::string render_status(const json& st, const json* rates) {
 
   out += "\n";
   std::vector<std::vector<std::string>> rows{
-      {"LAYER", "FRAMES", "BYTES", "PERMIT", "BLOCK", "DEFAULT", "MALFORMED", "CALLOUT-FAIL", "VETO"}};
+      {"LAYER", "FRAMES", "BYTES", "PERMIT", "BLOCK", "DEFAULT", "MALFORMED", "CALLOUT-FAIL", "VETO", "PUNT"}};
   const json counters = st.value("counters", json::object());
   for (const char* layer : {"inbound", "outbound"}) rows.push_back(layer_counter_row(layer, counters.value(layer, json::object())));
   if (rates)
     for (const char* layer : {"inbound", "outbound"})
       rows.push_back(layer_counter_row(std::string(layer) + "/s", rates->value(layer, json::object())));
   out += render_table(rows);
+
+  const json workers = st.value("workers", json::array());
+  if (!workers.empty()) {
+    out += "\ncallout workers (punted frames, decided in user space):\n";
+    std::vector<std::vector<std::string>> wrows{
+        {"DEVICE", "QUEUE", "FRAMES", "PERMIT", "BLOCK", "ABSORB", "DELIVER-FAIL", "RX-DROPPED"}};
+    for (const json& w : workers)
+      wrows.push_back({str(w, "device"), num(w, "queue"), num(w, "frames"), num(w, "permit"), num(w, "block"),
+                       num(w, "absorb"), num(w, "deliver_failed"), num(w, "rx_dropped")});
+    out += render_table(wrows);
+  }
   return out;
+}
+
+std::string render_plugins(const json& plugins) {
+  if (plugins.empty()) return "no callout plugin loaded (xfp callout load PATH)\n";
+  std::vector<std::vector<std::string>> rows{{"PLUGIN", "CALLOUT", "ID", "FLAGS", "PATH"}};
+  for (const json& p : plugins)
+    for (const json& c : p.value("callouts", json::array())) {
+      std::string flags;
+      for (const json& f : c.value("flags", json::array())) flags += (flags.empty() ? "" : ",") + f.get<std::string>();
+      rows.push_back({str(p, "name"), str(c, "key"), num(c, "id"), flags.empty() ? "-" : flags, str(p, "path")});
+    }
+  return render_table(rows);
 }
 
 std::string render_filter_list(const json& filters) {

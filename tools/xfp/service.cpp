@@ -11,6 +11,9 @@
 //   filter.show {ref}                 -> filter + counters, line
 //   sublayer.list                     -> sublayers: [name, weight, filters]
 //   counters                          -> filters: [id, name, layer, frames, bytes]
+//   callout.load {path, config?}      -> plugin
+//   callout.unload {name}
+//   callout.list                      -> plugins: [name, path, callouts: [key, id, flags]]
 #include <unistd.h>
 
 #include <functional>
@@ -59,7 +62,52 @@ json layer_counters_json(const LayerCounters& c) {
   return {{"frames", c.c[XFP_CNT_FRAMES]},       {"bytes", c.c[XFP_CNT_BYTES]},
           {"permit", c.c[XFP_CNT_PERMIT]},       {"block", c.c[XFP_CNT_BLOCK]},
           {"default", c.c[XFP_CNT_DEFAULT]},     {"malformed", c.c[XFP_CNT_MALFORMED]},
-          {"callout_fail", c.c[XFP_CNT_CALLOUT_FAIL]}, {"veto", c.c[XFP_CNT_VETO]}};
+          {"callout_fail", c.c[XFP_CNT_CALLOUT_FAIL]}, {"veto", c.c[XFP_CNT_VETO]},
+          {"punt", c.c[XFP_CNT_PUNT]},           {"punt_fail", c.c[XFP_CNT_PUNT_FAIL]}};
+}
+
+json worker_json(const WorkerStatus& w) {
+  return {{"device", w.ifname},       {"queue", w.queue},         {"frames", w.frames},
+          {"permit", w.permitted},    {"block", w.blocked},       {"absorb", w.absorbed},
+          {"deliver_failed", w.deliver_failed}, {"rescanned", w.rescanned}, {"bad_meta", w.bad_meta},
+          {"rx_dropped", w.rx_dropped}, {"rx_ring_full", w.rx_ring_full}, {"fill_ring_empty", w.fill_ring_empty}};
+}
+
+json plugin_json(const PluginRecord& p) {
+  json callouts = json::array();
+  for (const CalloutRecord& c : p.callouts) {
+    json flags = json::array();
+    if (c.flags & XFP_CALLOUT_FLAG_BATCH) flags.push_back("batch");
+    if (c.flags & XFP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW) flags.push_back("conditional-on-flow");
+    callouts.push_back({{"key", c.key}, {"id", c.id}, {"flags", flags}, {"description", c.description}});
+  }
+  return {{"name", p.name}, {"description", p.description}, {"path", p.path}, {"abi", p.abi_version},
+          {"callouts", std::move(callouts)}};
+}
+
+Result<json> op_callout_load(Engine& e, const json& req) {
+  auto path = string_arg(req, "path");
+  if (!path) return std::move(path).error();
+  auto cfg = req.find("config");
+  if (cfg != req.end() && !cfg->is_string()) return bad_request("'config' must be a string");
+  auto rec = e.load_plugin(*path, cfg != req.end() ? cfg->get<std::string>() : std::string());
+  if (!rec) return std::move(rec).error();
+  spdlog::info("loaded callout plugin {} from {} ({} callout(s))", rec->name, rec->path, rec->callouts.size());
+  return json{{"plugin", plugin_json(*rec)}};
+}
+
+Result<json> op_callout_unload(Engine& e, const json& req) {
+  auto name = string_arg(req, "name");
+  if (!name) return std::move(name).error();
+  XFP_TRY(e.unload_plugin(*name));
+  spdlog::info("unloaded callout plugin {}", *name);
+  return json::object();
+}
+
+Result<json> op_callout_list(Engine& e, const json&) {
+  json list = json::array();
+  for (const PluginRecord& p : e.plugins()) list.push_back(plugin_json(p));
+  return json{{"plugins", std::move(list)}};
 }
 
 Result<json> op_transaction(Engine& e, const json& req) {
@@ -110,6 +158,8 @@ Result<json> op_status(Engine& e, const json&) {
     missing.push_back({{"device", r.ifname}, {"mode", xdp_mode_name(r.mode)}, {"inbound", r.inbound},
                        {"outbound", r.outbound}});
   const size_t in = st.filters[XFP_LAYER_INBOUND], out = st.filters[XFP_LAYER_OUTBOUND];
+  json workers = json::array();
+  for (const WorkerStatus& w : st.workers) workers.push_back(worker_json(w));
   return json{
       {"version", kVersion},
       {"generation", st.generation},
@@ -124,6 +174,7 @@ Result<json> op_status(Engine& e, const json&) {
       {"counters",
        {{"inbound", layer_counters_json(st.counters[XFP_LAYER_INBOUND])},
         {"outbound", layer_counters_json(st.counters[XFP_LAYER_OUTBOUND])}}},
+      {"workers", workers},
   };
 }
 
@@ -184,6 +235,9 @@ const std::map<std::string, Op>& ops() {
       {"filter.show", op_filter_show},
       {"sublayer.list", op_sublayer_list},
       {"counters", op_counters},
+      {"callout.load", op_callout_load},
+      {"callout.unload", op_callout_unload},
+      {"callout.list", op_callout_list},
   };
   return table;
 }

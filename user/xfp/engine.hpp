@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "xfp/callout_runtime.hpp"
 #include "xfp/compiler.hpp"
 #include "xfp/datapath.hpp"
 #include "xfp/filter_set.hpp"
@@ -25,6 +26,8 @@ namespace xfp {
 
 struct EngineOptions {
   CompileLimits limits;
+  bool callouts = true;  // run the callout path (workers, plugins)
+  CalloutRuntimeOptions callout;
 };
 
 struct TransactionResult {
@@ -35,6 +38,7 @@ struct TransactionResult {
 struct EngineStatus {
   std::vector<Attachment> attachments;
   std::vector<AttachRecord> missing;  // in the state but not attached (interface absent at restore)
+  std::vector<WorkerStatus> workers;  // callout workers, one per attached queue
   uint64_t generation = 0;
   size_t filters[XFP_LAYER_COUNT] = {};
   size_t sublayers = 0;
@@ -63,6 +67,13 @@ class Engine {
   Status attach(const AttachRecord& request);
   Status detach(const std::string& ifname);
 
+  // Callout plugins: loaded into the daemon and recorded, so that a restart
+  // loads them again.
+  Result<PluginRecord> load_plugin(const std::string& path, const std::string& config);
+  Status unload_plugin(const std::string& name);
+  std::vector<PluginRecord> plugins() const;
+  CalloutRuntime* callouts() { return callouts_.get(); }
+
   const FilterSet& filters() const { return set_; }
   FilterCounters counters(uint64_t filter_id) const;
   uint64_t generation() const { return dp_->generation(); }
@@ -73,12 +84,16 @@ class Engine {
   Status restore(const SavedState& saved, std::vector<std::string>& warnings);
   Status save(const FilterSet& set, const std::vector<AttachRecord>& records) const;
   bool attached(const std::string& ifname) const;
+  Status install(const FilterSet& set);
+  Status start_workers(const std::string& ifname);
 
   StateStore store_;
   std::unique_ptr<Datapath> dp_;
   EngineOptions options_;
   FilterSet set_;
   std::vector<AttachRecord> records_;
+  std::vector<PluginLoadRecord> plugin_records_;
+  std::unique_ptr<CalloutRuntime> callouts_;  // after dp_: stops before the datapath goes
 };
 
 }  // namespace xfp

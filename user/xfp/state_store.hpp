@@ -31,12 +31,20 @@ struct AttachRecord {
   bool operator==(const AttachRecord&) const = default;
 };
 
+// A callout plugin to load again at restart.
+struct PluginLoadRecord {
+  std::string path;
+  std::string config;
+  bool operator==(const PluginLoadRecord&) const = default;
+};
+
 struct SavedState {
   std::vector<Sublayer> sublayers;
   Action defaults[XFP_LAYER_COUNT] = {Action::Permit, Action::Permit};
   std::vector<Filter> filters;  // persistent ones only, in id order
   std::vector<AttachRecord> attachments;
   uint64_t next_filter_id = 1;  // no filter id below it is handed out again
+  std::vector<PluginLoadRecord> plugins;  // loaded callout plugins, in load order
 };
 
 inline constexpr int kStateFormatVersion = 1;

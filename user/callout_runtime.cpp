@@ -1,0 +1,254 @@
+#include "xfp/callout_runtime.hpp"
+
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace xfp {
+
+namespace {
+
+// Receive queues of an interface (ETHTOOL_GCHANNELS; 1 when not reported).
+uint32_t rx_queue_count(const std::string& ifname) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 1;
+  ethtool_channels ch{};
+  ch.cmd = ETHTOOL_GCHANNELS;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+  ifr.ifr_data = reinterpret_cast<char*>(&ch);
+  uint32_t n = 1;
+  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) n = std::max({1u, ch.rx_count, ch.combined_count});
+  ::close(fd);
+  return n;
+}
+
+}  // namespace
+
+CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& options)
+    : dp_(datapath), options_(options) {
+  host_.set_on_served([this](uint16_t id, bool served) { return dp_.set_callout_served(id, served); });
+  host_.set_injection_service(this);
+  host_.set_iface_resolver([this](const std::string& ifname) -> uint32_t {
+    std::lock_guard lock(mu_);
+    for (auto& [key, itf] : interfaces_)
+      if (itf.attachment.ifname == ifname) return key;
+    return 0;
+  });
+}
+
+CalloutRuntime::~CalloutRuntime() {
+  std::vector<uint32_t> keys;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [key, itf] : interfaces_) keys.push_back(key);
+  }
+  for (uint32_t k : keys) detach(k);
+}
+
+Status CalloutRuntime::attach(const Attachment& a) {
+  if (!a.inbound) return Ok{};  // outbound callouts use their fail action (no AF_XDP on egress)
+  std::lock_guard lock(mu_);
+  if (interfaces_.count(a.key)) return make_error(EEXIST, fmt::format("{}: workers run already", a.ifname));
+
+  // The namespace's receive-injection veth, shared by its interfaces.
+  Namespace& ns = namespaces_[a.compartment];
+  if (!ns.link) {
+    auto link = ReinjectLink::create();
+    if (!link) {
+      namespaces_.erase(a.compartment);
+      return std::move(link).error().context(fmt::format("{}: the receive-injection link", a.ifname));
+    }
+    XskOptions tx_only = options_.socket;
+    tx_only.rx = false;
+    tx_only.rx_frames = 0;
+    tx_only.frames = std::max(1024u, options_.socket.frames / 2);
+    auto sock = XskSocket::open((*link)->ifname_a(), 0, tx_only);
+    if (!sock) {
+      namespaces_.erase(a.compartment);
+      return std::move(sock).error().context(fmt::format("{}: the receive-injection socket", a.ifname));
+    }
+    ns.link = std::move(*link);
+    ns.socket = std::move(*sock);
+    ns.port = std::make_unique<TxPort>(*ns.socket, true);
+  }
+  if (Status s = ns.link->add_target(a.ifindex); !s) {
+    if (ns.users == 0) namespaces_.erase(a.compartment);
+    return std::move(s).error().context(a.ifname);
+  }
+
+  Interface itf;
+  itf.attachment = a;
+  const uint32_t queues = std::min(rx_queue_count(a.ifname), options_.max_queues);
+  for (uint32_t q = 0; q < queues; ++q) {
+    auto sock = XskSocket::open(a.ifname, q, options_.socket);
+    if (!sock) {
+      if (ns.users == 0) namespaces_.erase(a.compartment);
+      return std::move(sock).error();
+    }
+    itf.sockets.push_back(std::move(*sock));
+  }
+  itf.send_port = std::make_unique<TxPort>(*itf.sockets[0], false);
+  for (uint32_t q = 0; q < queues; ++q) {
+    WorkerTarget t;
+    t.ifname = a.ifname;
+    t.ifindex = a.ifindex;
+    t.key = a.key;
+    t.queue = q;
+    t.compartment = a.compartment;
+    std::memcpy(t.mac, a.mac, 6);
+    itf.workers.push_back(std::make_unique<PuntWorker>(t, *itf.sockets[q], *this, injector_,
+                                                       [this] { return snapshot(); }, options_.worker));
+  }
+  ++ns.users;
+  injector_.add_interface(a.key, a.ifindex, itf.send_port.get(), ns.port.get());
+  // Last: from here on the kernel punts to the workers.
+  for (uint32_t q = 0; q < queues; ++q)
+    if (Status s = dp_.bind_xsk(a.key, q, itf.sockets[q]->fd()); !s) {
+      injector_.remove_interface(a.key);
+      stop_interface(itf);
+      if (--ns.users == 0) namespaces_.erase(a.compartment);
+      return std::move(s).error().context(a.ifname);
+    }
+  spdlog::info("{}: {} callout worker{} (AF_XDP copy mode, receive injection through {})", a.ifname, queues,
+               queues == 1 ? "" : "s", ns.link->ifname_a());
+  interfaces_.emplace(a.key, std::move(itf));
+  return Ok{};
+}
+
+void CalloutRuntime::stop_interface(Interface& itf) {
+  for (size_t q = 0; q < itf.sockets.size(); ++q) (void)dp_.unbind_xsk(itf.attachment.key, static_cast<uint32_t>(q));
+  itf.workers.clear();  // joins
+}
+
+void CalloutRuntime::detach(uint32_t key) {
+  std::lock_guard lock(mu_);
+  auto it = interfaces_.find(key);
+  if (it == interfaces_.end()) return;
+  Interface& itf = it->second;
+  stop_interface(itf);
+  injector_.remove_interface(key);
+  auto ns = namespaces_.find(itf.attachment.compartment);
+  if (ns != namespaces_.end()) {
+    (void)ns->second.link->remove_target(itf.attachment.ifindex);
+    if (--ns->second.users == 0) namespaces_.erase(ns);
+  }
+  interfaces_.erase(it);
+}
+
+std::vector<WorkerStatus> CalloutRuntime::workers() const {
+  std::vector<WorkerStatus> out;
+  auto& self = const_cast<CalloutRuntime&>(*this);
+  std::lock_guard lock(self.mu_);
+  for (auto& [key, itf] : interfaces_)
+    for (size_t q = 0; q < itf.workers.size(); ++q) {
+      const WorkerCounters& c = itf.workers[q]->counters();
+      WorkerStatus w;
+      w.ifname = itf.attachment.ifname;
+      w.queue = static_cast<uint32_t>(q);
+      w.frames = c.frames;
+      w.permitted = c.permitted;
+      w.blocked = c.blocked;
+      w.absorbed = c.absorbed;
+      w.deliver_failed = c.deliver_failed;
+      w.rescanned = c.rescanned;
+      w.bad_meta = c.bad_meta;
+      if (auto st = itf.sockets[q]->statistics()) {
+        w.rx_dropped = st->rx_dropped;
+        w.rx_ring_full = st->rx_ring_full;
+        w.fill_ring_empty = st->rx_fill_ring_empty_descs;
+      }
+      out.push_back(w);
+    }
+  return out;
+}
+
+bool CalloutRuntime::classify(const Filter& filter, xfp_classify_item* items, uint32_t count) {
+  CalloutRef ref = host_.acquire(host_.id_of(filter.callout));
+  if (!ref) return false;
+  const xfp_filter_info info = to_filter_info(filter);
+  ref.classify(&info, items, count);
+  for (uint32_t i = 0; i < count; ++i) {
+    // An inspection callout only observes: its verdict counts as continue.
+    if (filter.action == Action::CalloutInspection) items[i].action = XFP_ACTION_CONTINUE;
+    if (items[i].action != XFP_ACTION_PERMIT && items[i].action != XFP_ACTION_BLOCK)
+      items[i].action = XFP_ACTION_CONTINUE;
+    if (items[i].flags & XFP_CLASSIFY_ABSORB) {
+      const InjectionOrigin& o = punt_info_of(items[i].meta)->origin;
+      if (o.handle_id) {
+        std::lock_guard lock(absorbed_mu_);
+        if (absorbed_origins_.size() > 4096) absorbed_origins_.clear();
+        absorbed_origins_[items[i].frame] = o;
+      }
+    }
+  }
+  return true;
+}
+
+bool CalloutRuntime::batch_capable(const Filter& filter) {
+  CalloutRef ref = host_.acquire(host_.id_of(filter.callout));
+  return ref && (ref->flags & XFP_CALLOUT_FLAG_BATCH);
+}
+
+int CalloutRuntime::create_handle(const std::string& plugin, uint32_t type, xfp_injection_handle** handle) noexcept {
+  const void* owner;
+  {
+    std::lock_guard lock(owners_mu_);
+    owner = &*owners_.insert(plugin).first;
+  }
+  return injector_.create_handle(owner, type, handle);
+}
+
+void CalloutRuntime::destroy_handle(xfp_injection_handle* handle) noexcept { injector_.destroy_handle(handle); }
+
+int CalloutRuntime::inject(xfp_injection_handle* h, Injector::Path path, uint32_t iface, xfp_frame* frames,
+                           uint64_t ctx, xfp_inject_complete_fn complete, void* cctx) noexcept {
+  InjectionOrigin origin;
+  {
+    std::lock_guard lock(absorbed_mu_);
+    if (auto it = absorbed_origins_.find(frames); it != absorbed_origins_.end()) {
+      origin = std::move(it->second);
+      absorbed_origins_.erase(it);
+    }
+  }
+  return injector_.inject(h, path, iface, frames, ctx, complete, cctx, &origin);
+}
+
+int CalloutRuntime::inject_receive(xfp_injection_handle* h, uint32_t iface, xfp_frame* frames, uint64_t ctx,
+                                   xfp_inject_complete_fn complete, void* cctx) noexcept {
+  return inject(h, Injector::Path::Receive, iface, frames, ctx, complete, cctx);
+}
+
+int CalloutRuntime::inject_send(xfp_injection_handle* h, uint32_t iface, xfp_frame* frames, uint64_t ctx,
+                                xfp_inject_complete_fn complete, void* cctx) noexcept {
+  return inject(h, Injector::Path::Send, iface, frames, ctx, complete, cctx);
+}
+
+xfp_injection_state CalloutRuntime::injection_state(const xfp_injection_handle* handle, const xfp_classify_item* item,
+                                                    uint64_t* inject_context) noexcept {
+  if (!item || !item->meta) return XFP_NOT_INJECTED;
+  const InjectionOrigin& o = punt_info_of(item->meta)->origin;
+  if (inject_context) *inject_context = o.context;
+  return Injector::state_for(handle, o);
+}
+
+void CalloutRuntime::destroy_all_of(const std::string& plugin) noexcept {
+  const void* owner = nullptr;
+  {
+    std::lock_guard lock(owners_mu_);
+    auto it = owners_.find(plugin);
+    if (it == owners_.end()) return;
+    owner = &*it;
+  }
+  injector_.destroy_handles_of(owner);
+}
+
+}  // namespace xfp

@@ -52,6 +52,9 @@ CalloutRuntime::~CalloutRuntime() {
     for (auto& [key, itf] : interfaces_) keys.push_back(key);
   }
   for (uint32_t k : keys) detach(k);
+  // Plugins go while the injection service (this) is whole: their handles
+  // are destroyed through it.
+  if (Status s = host_.unload_all(); !s) spdlog::warn("unloading plugins: {}", s.error().message);
 }
 
 Status CalloutRuntime::attach(const Attachment& a) {
@@ -172,7 +175,7 @@ std::vector<WorkerStatus> CalloutRuntime::workers() const {
 }
 
 bool CalloutRuntime::classify(const Filter& filter, xfp_classify_item* items, uint32_t count) {
-  CalloutRef ref = host_.acquire(host_.id_of(filter.callout));
+  CalloutRef ref = host_.acquire(PolicySnapshot::callout_id_of(filter));
   if (!ref) return false;
   const xfp_filter_info info = to_filter_info(filter);
   ref.classify(&info, items, count);
@@ -194,7 +197,7 @@ bool CalloutRuntime::classify(const Filter& filter, xfp_classify_item* items, ui
 }
 
 bool CalloutRuntime::batch_capable(const Filter& filter) {
-  CalloutRef ref = host_.acquire(host_.id_of(filter.callout));
+  CalloutRef ref = host_.acquire(PolicySnapshot::callout_id_of(filter));
   return ref && (ref->flags & XFP_CALLOUT_FLAG_BATCH);
 }
 

@@ -535,6 +535,7 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits, c
                                              "(raise the daemon's --max-entries)",
                                              limits.max_entries));
     }
+    cl.match_of_rank = match_of_rank;
     auto left_out = build_direct_tables(cl, direct, direct_ranks, match_of_rank, slots);
     if (!left_out) return std::move(left_out).error();
     for (size_t g : *left_out)

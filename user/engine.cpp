@@ -275,11 +275,12 @@ Status Engine::detach(const std::string& ifname) {
   auto records = records_;
   std::erase_if(records, [&](const AttachRecord& r) { return r.ifname == ifname; });
   if (auto s = save(set_, records); !s) {
-    if (is_attached)
+    if (is_attached) {
       if (auto a = dp_->attach(ifname, attach_options(previous)); !a)
         spdlog::error("re-attaching '{}' after a failed save: {}", ifname, a.error().message);
       else if (auto w = start_workers(ifname); !w)
         spdlog::error("restarting the callout workers of '{}': {}", ifname, w.error().message);
+    }
     return std::move(s).error();
   }
   records_ = std::move(records);

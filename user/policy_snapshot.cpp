@@ -2,6 +2,8 @@
 // xfp/policy_snapshot.hpp.
 #include "xfp/policy_snapshot.hpp"
 
+#include <cstddef>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -35,20 +37,6 @@ std::vector<PolicySnapshot::Test> compile_conditions(const std::vector<Condition
     return static_cast<int>(a.field) < static_cast<int>(b.field);
   });
   return tests;
-}
-
-// The match the compiler would write for this filter (compiler.cpp,
-// make_match), so that xfp_match_fail_decision() sees the same bits as in
-// the kernel. The callout id stays 0: user space asks the invoker instead.
-xfp_match match_of(const Filter& f, uint32_t rank, uint32_t counter_slot) {
-  xfp_match m{};
-  m.rank = rank;
-  m.slot = counter_slot;
-  m.action = static_cast<uint8_t>(f.action);
-  if (f.flags & XFP_FILTER_CLEAR_ACTION_RIGHT) m.flags |= XFP_MATCH_HARD;
-  if (is_callout(f.action)) m.flags |= XFP_MATCH_CALLOUT;
-  if (f.flags & XFP_FILTER_PERMIT_IF_CALLOUT_UNREGISTERED) m.flags |= XFP_MATCH_FAIL_OPEN;
-  return m;
 }
 
 void record_callout(Decision& d, uint64_t filter_id) {
@@ -195,7 +183,9 @@ Result<std::shared_ptr<const PolicySnapshot>> PolicySnapshot::create(const Filte
       RankedFilter rf;
       rf.filter = *f;
       rf.sublayer = static_cast<size_t>(sub - lv.sublayers.begin());
-      rf.match = match_of(*f, static_cast<uint32_t>(rank), set.slot_of(id).value_or(0));
+      if (rank >= cl.match_of_rank.size())
+        return make_error(EINVAL, fmt::format("the compiled {} layer has no match for rank {}", layer_name(layer), rank));
+      rf.match = cl.match_of_rank[rank];  // what the kernel holds: flags, callout id
       rf.tests = compile_conditions(f->conditions);
       sub->ranks.push_back(static_cast<uint32_t>(rank));
       lv.by_rank.push_back(std::move(rf));
@@ -304,6 +294,12 @@ std::optional<Decision> PolicySnapshot::resume(const xfp_punt_meta& meta, const 
   start.final = start.action == XFP_ACTION_BLOCK && start.hard;
   // start.slot stays XFP_RANK_NONE: the kernel's decider is not in the meta.
   return evaluate(layer, fields, *sublayer, start, invoke);
+}
+
+uint16_t PolicySnapshot::callout_id_of(const Filter& filter) {
+  // Every Filter a snapshot hands out is the first member of its RankedFilter.
+  static_assert(offsetof(RankedFilter, filter) == 0);
+  return reinterpret_cast<const RankedFilter*>(&filter)->match.callout_id;
 }
 
 }  // namespace xfp

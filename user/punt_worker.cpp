@@ -148,6 +148,11 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
     if (injector_.records_pending()) s.info.origin = injector_.take_origin(data, d->len);
     s.frame = frame_borrow(socket_.chunk(d->addr), frame_size, static_cast<uint32_t>(offset), d->len);
     s.valid = s.frame != nullptr;
+    // Two references: the worker's, and the one a callout takes over when
+    // it absorbs the frame. A callout may inject (and its completion free)
+    // an absorbed frame before classify has even returned: the worker's own
+    // reference keeps the object alive until the chunk is let go.
+    if (s.valid) frame_ref(s.frame);
     ++counters_.frames;
   }
 
@@ -195,22 +200,21 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
       s.decision = evaluate(*snap, s, inv, rescanned);
       if (rescanned) ++counters_.rescanned;
       if (s.decision.absorbed) {
-        // The callout owns the frame: its bytes leave the UMEM now.
-        if (!frame_make_owned(s.frame))
-          spdlog::error("{} queue {}: copying an absorbed frame out of the UMEM failed", target_.ifname,
-                        target_.queue);
         ++counters_.absorbed;
       } else {
+        frame_free(s.frame);  // the reference no callout took
         if (s.decision.action == Action::Permit) {
           if (injector_.deliver(target_.key, frame_data(s.frame), frame_len(s.frame))) ++counters_.permitted;
           else ++counters_.deliver_failed;
         } else {
           ++counters_.blocked;
         }
-        // A callout that took a reference keeps a copy; the chunk is reused.
-        if (frame_refcount(s.frame) > 1) (void)frame_make_owned(s.frame);
-        frame_free(s.frame);
       }
+      // Someone else still holds the frame (the absorbing callout, or one
+      // that took a reference): it gets a copy and the chunk is reused now.
+      if (frame_refcount(s.frame) > 1 && !frame_make_owned(s.frame))
+        spdlog::error("{} queue {}: copying a kept frame out of the UMEM failed", target_.ifname, target_.queue);
+      frame_free(s.frame);
     }
     socket_.rx_free(s.addr);
   }

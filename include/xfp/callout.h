@@ -119,7 +119,15 @@ struct xfp_classify_item {
  * classify: `count` frames, all matched by `filter`. count is 1 unless the
  * callout was registered with XFP_CALLOUT_FLAG_BATCH; then the frames of one
  * receive batch that matched the same filter come together, also linked as
- * a chain through their `next` pointers, in arrival order.
+ * a chain through their `next` pointers, in arrival order. Injecting takes a
+ * chain: to inject or keep one frame of a batch alone, unlink it first
+ * (frame_set_next(frame, NULL)); xfp unlinks the rest after the call.
+ *
+ * An absorbed frame (or one the callout took a reference to) is the
+ * callout's, and may be injected or freed inside classify. Its bytes move
+ * out of the receive ring when classify returns, so a pointer from
+ * frame_data() taken during classify is stale afterwards, and the frame must
+ * not be handed to another thread before classify has returned.
  */
 typedef void (*xfp_classify_fn)(void *callout_ctx, const struct xfp_filter_info *filter,
 				struct xfp_classify_item *items, uint32_t count);

@@ -28,6 +28,7 @@ struct CompiledLayer {
   uint32_t nsublayers = 0;
   std::vector<std::string> sublayer_order;  // slot -> sublayer name (an inspection callout's shadow slot repeats it)
   std::vector<uint64_t> filter_of_rank;     // rank -> filter id
+  std::vector<xfp_match> match_of_rank;     // rank -> the match the tables hold for it
   std::vector<uint64_t> prune;  // XFP_PRUNE_SPAN tuple masks (abi.h)
   uint8_t prune_fields = 0;     // enum xfp_direct_field: fields some tuple constrains
   bool needs_iface = false;     // a tuple reads interface MAC or compartment

@@ -165,6 +165,11 @@ class PolicySnapshot {
   std::optional<Decision> resume(const xfp_punt_meta& meta, const xfp_fields& fields,
                                  CalloutInvoker& invoke) const;
 
+  // The kernel's callout id of a filter this snapshot holds (a Filter
+  // reference from filter_at_rank(), resume() or an invoker): what the
+  // compiler wrote into xfp_match.callout_id, without a lookup by key.
+  static uint16_t callout_id_of(const Filter& filter);
+
   // A condition precompiled into one test of the field's value; public so
   // that condition_matches() and the snapshot share one definition.
   struct Test {

@@ -12,7 +12,8 @@
  *
  * Threads: classify runs on the workers (one per interface queue), possibly
  * on several at once, and must be thread-safe; notify runs on the daemon's
- * control thread; a completion runs on the worker that saw the frame leave.
+ * control thread; completions run on xfp's completion thread, never inside
+ * the inject call that queued the frame.
  * Nothing in a hook may block for long: a worker that waits stalls its
  * queue (the kernel then counts and applies the overload policy).
  *

@@ -13,16 +13,24 @@ out=$(XFP_BUILD="$build" "$root/tools/demo/xfp-demo.sh" --duration 3 --no-build 
   echo "$out"; echo "FAIL: the demo exited with an error"; exit 1; }
 fail=0
 check() { grep -qE "$1" <<<"$out" || { echo "FAIL: expected /$1/ in the demo's output"; fail=1; }; }
-check 'applied 11 command\(s\)'
+check 'applied 13 command\(s\)'
 check 'attached xd-[0-9]+-h .*inbound XDP'
 # Per-filter counters after the traffic (ID NAME LAYER FRAMES BYTES):
 # every flow reached its filter, so none of these shows 0 frames.
-for name in block-lldp block-bad-oui permit-vlan-100 block-other-vlans count-broadcast; do
+for name in block-lldp block-bad-oui permit-vlan-100 block-other-vlans count-broadcast allowlist capture-arp; do
   frames=$(awk -v n="$name" '$2 == n && NF == 5 {print $4}' <<<"$out" | tail -1)
   if [ -z "$frames" ] || [ "$frames" -eq 0 ]; then
     echo "FAIL: filter $name counted ${frames:-no} frames"; fail=1
   fi
 done
+# The callouts ran in user space: the allow-list both permitted and blocked.
+check 'loaded mac_allowlist: xfp.sample.mac-allowlist'
+workers=$(awk '$1 ~ /^xd-[0-9]+-h$/ && NF == 8 {print $4, $5}' <<<"$out" | tail -1)
+read -r permitted blocked <<<"${workers:-0 0}"
+if [ "${permitted:-0}" -eq 0 ] || [ "${blocked:-0}" -eq 0 ]; then
+  echo "FAIL: callout workers permitted ${permitted:-?} and blocked ${blocked:-?} frames"; fail=1
+fi
+check 'captured ARP broadcasts: .*arp.pcap \([1-9][0-9]* bytes'
 check 'removed namespaces xfpdemo-'
 pid=$(grep -oE 'xfpdemo-[0-9]+' <<<"$out" | head -1)
 if ip netns list | grep -q "$pid"; then echo "FAIL: namespaces of $pid are left"; fail=1; fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# xfp demo: builds xfp, makes a two-namespace veth topology, attaches xfp
-# with tools/demo/policy.xfp, sends six kinds of traffic at it, and shows
-# live counters. Everything it creates is removed on exit or Ctrl-C.
+# xfp demo: builds xfp, makes a two-namespace veth topology, attaches xfp,
+# loads two sample callouts (a MAC allow-list and a pcap capture), applies
+# tools/demo/policy.xfp, sends seven kinds of traffic at it, and shows live
+# counters. Everything it creates is removed on exit or Ctrl-C.
 #
 #   sudo tools/demo/xfp-demo.sh [--duration SECONDS] [--no-build]
 #
@@ -33,7 +34,8 @@ if [ "$build" = 1 ]; then
   "$root/scripts/install-deps.sh" --if-missing
   echo "== building xfp in $bdir"
   cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$bdir" -j"$(nproc)" --target xfp xfp-sendframes >/dev/null
+  cmake --build "$bdir" -j"$(nproc)" --target xfp xfp-sendframes xfp_plugin_mac_allowlist \
+    xfp_plugin_pcap_capture >/dev/null
 fi
 xfp="$bdir/tools/xfp"
 send="$bdir/tools/sendframes/xfp-sendframes"
@@ -89,19 +91,24 @@ fi
 x() { ip netns exec "$ns_host" "$xfp" --socket "$sock" "$@"; }
 
 x attach "$dev_host"
+# Sample callouts (plugins/README.md): the allow-list knows the sender's own
+# MAC only; the capture writes the ARP broadcasts it is shown to a pcap file.
+x callout load "$bdir/plugins/libxfp_mac_allowlist.so" --config "allow=02:00:00:00:02:02"
+x callout load "$bdir/plugins/libxfp_pcap_capture.so" --config "file=$run/arp.pcap,flush=1"
 x apply "$here/policy.xfp"
 echo "== policy (tools/demo/policy.xfp)"
 x filter list
 
-echo "== traffic from $ns_src for ${duration}s: IPv4, VLAN 100, VLAN 200, LLDP, OUI 02:0b:ad, broadcast"
+echo "== traffic from $ns_src for ${duration}s: IPv4, VLAN 100, VLAN 200, LLDP, OUI 02:0b:ad, broadcast, a new MAC"
 flow() { ip netns exec "$ns_src" "$send" --dev "$dev_src" --duration "$duration" "$@" >/dev/null & pids+=($!); }
 host_mac=02:00:00:00:01:01
-flow --dst $host_mac --ethertype ipv4 --rate 400                          # permitted (default)
+flow --dst $host_mac --ethertype ipv4 --rate 400                          # permitted (allow-list callout)
+flow --dst $host_mac --ethertype ipv4 --src 02:00:00:00:0e:0e --rate 100  # blocked (allow-list: a new MAC)
 flow --dst $host_mac --ethertype ipv4 --vlan 100 --rate 300               # permitted (permit-vlan-100)
 flow --dst $host_mac --ethertype ipv4 --vlan 200 --rate 200               # blocked (block-other-vlans)
 flow --dst $host_mac --ethertype lldp --rate 100                          # blocked (block-lldp)
 flow --dst $host_mac --ethertype ipv4 --src 02:0b:ad:00:00:07 --rate 150  # blocked (block-bad-oui)
-flow --dst ff:ff:ff:ff:ff:ff --ethertype arp --rate 50                    # permitted, counted (count-broadcast)
+flow --dst ff:ff:ff:ff:ff:ff --ethertype arp --rate 50                    # captured (pcap callout), permitted (count-broadcast)
 
 # Live counters until the traffic ends (or Ctrl-C).
 if [ -t 1 ]; then
@@ -112,3 +119,5 @@ fi
 echo "== final counters"
 x status
 x counters
+x callout list
+echo "captured ARP broadcasts: $run/arp.pcap ($(stat -c %s "$run/arp.pcap" 2>/dev/null || echo 0) bytes; removed at exit)"

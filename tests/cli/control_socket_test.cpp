@@ -176,7 +176,7 @@ TEST_F(ControlSocketTest, WrongRequestsKeepTheConnection) {
   const Case cases[] = {
       {{{"noop", 1}}, "bad request: a request needs an \"op\" string"},
       {{{"op", "reboot"}},
-       "bad request: unknown op 'reboot' (expected one of: attach, counters, detach, filter.list, filter.show, ping, "
+       "bad request: unknown op 'reboot' (expected one of: attach, callout.list, callout.load, callout.unload, counters, detach, filter.list, filter.show, ping, "
        "status, sublayer.list, transaction)"},
       {{{"op", "transaction"}, {"commands", "flush"}}, "bad request: 'commands' must be an array"},
       {{{"op", "transaction"}, {"commands", {{{"op", "explode"}}}}},

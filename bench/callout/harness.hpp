@@ -83,7 +83,7 @@ std::unique_ptr<Case> make_nfqueue_case();
 std::unique_ptr<Case> make_rxdrop_case();
 std::unique_ptr<Case> make_stack_case();
 // The xfp callout (permit-all callout: punt, classify, receive-inject).
-// STUB in case_xfp.cpp: start() fails with ENOSYS until it is written.
+// case_xfp.cpp; its plugin is permit_all.c (built beside the bench).
 std::unique_ptr<Case> make_xfp_callout_case();
 
 // ---- consumer threads ---------------------------------------------------------

@@ -1,6 +1,6 @@
 // xfp-bench-callout: what it costs to hand frames to user space and back,
 // on a veth pair between two namespaces made for the purpose, in one run:
-//   xfp-callout  xfp's permit-all callout (punt, classify, receive-inject) [stub: case_xfp.cpp]
+//   xfp-callout  xfp's permit-all callout (punt, classify, receive-inject; case_xfp.cpp)
 //   nfqueue      iptables NFQUEUE + libnetfilter_queue accepting every packet (batch verdicts)
 //   rxdrop       bare AF_XDP: redirect to an XSK, recycle every buffer (the floor of an AF_XDP design)
 //   stack        no user space at all (the floor of the cases that end in the stack)
@@ -317,7 +317,7 @@ int run(int argc, char** argv) {
   CLI::App app{
       "xfp-bench-callout: frames per second, CPU per frame and round-trip latency of user-space frame\n"
       "consumers on a veth pair between two namespaces made for the purpose (xfpb-PID-tx, xfpb-PID-rx;\n"
-      "removed at exit, also on Ctrl-C): xfp's permit-all callout (stub until written), NFQUEUE with\n"
+      "removed at exit, also on Ctrl-C): xfp's permit-all callout (punt, classify, receive-inject), NFQUEUE with\n"
       "libnetfilter_queue accepting everything in verdict batches, bare AF_XDP rxdrop, and the plain\n"
       "stack. Traffic: bench/veth's kernel generator (XDP_TX live frames), 64-byte IPv4/UDP frames\n"
       "198.18.0.1 -> 198.19.0.1 to the receiving veth's MAC. See bench/README.md. Needs root."};

@@ -184,6 +184,12 @@ int Injector::inject(xfp_injection_handle* h, Path path, uint32_t key, xfp_frame
 }
 
 bool Injector::deliver(uint32_t key, const uint8_t* data, uint32_t len) {
+  const TxPort::Frame f{data, len, 0};
+  return deliver(key, &f, 1) == 1;
+}
+
+size_t Injector::deliver(uint32_t key, const TxPort::Frame* frames, size_t n) {
+  if (n == 0) return 0;
   TxPort* port = nullptr;
   uint32_t ifindex = 0;
   {
@@ -194,12 +200,21 @@ bool Injector::deliver(uint32_t key, const uint8_t* data, uint32_t len) {
       ifindex = it->second.ifindex;
     }
   }
-  if (!port || port->send(data, len, ifindex, 0) != 0) {
-    ++deliver_failed_;
-    return false;
+  size_t queued = 0;
+  if (port) {
+    const int rc = port->send(frames, n, ifindex);
+    if (rc == 0) {
+      queued = n;
+    } else if (n > 1 && (rc == -ENOBUFS || rc == -EMSGSIZE)) {
+      // TxPort::send is all or none: a frame too big, or too little room for
+      // the whole batch, must not cost the frames that do fit.
+      for (size_t i = 0; i < n; ++i)
+        if (port->send(&frames[i], 1, ifindex) == 0) ++queued;
+    }
   }
-  ++delivered_;
-  return true;
+  delivered_ += queued;
+  deliver_failed_ += n - queued;
+  return queued;
 }
 
 InjectionOrigin Injector::take_origin(const uint8_t* data, uint32_t len) {

@@ -192,6 +192,20 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
     }
   }
 
+  // Permitted frames are delivered together after the loop (one kick for the
+  // batch, Injector::deliver); until then the worker keeps its reference, so
+  // their bytes stay put. Order among them is arrival order; a frame a callout
+  // injected itself during classify may leave before them.
+  uint32_t permitted[kMaxBatch];
+  uint32_t npermitted = 0;
+  // Lets go of the worker's reference to a slot's frame. Someone else still
+  // holding it (the absorbing callout, or one that took a reference) gets a
+  // copy, so that the chunk can be reused at once.
+  auto release = [this](Slot& s) {
+    if (frame_refcount(s.frame) > 1 && !frame_make_owned(s.frame))
+      spdlog::error("{} queue {}: copying a kept frame out of the UMEM failed", target_.ifname, target_.queue);
+    frame_free(s.frame);
+  };
   for (uint32_t i = 0; i < n; ++i) {
     Slot& s = slots[i];
     if (s.valid) {
@@ -204,19 +218,27 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
       } else {
         frame_free(s.frame);  // the reference no callout took
         if (s.decision.action == Action::Permit) {
-          if (injector_.deliver(target_.key, frame_data(s.frame), frame_len(s.frame))) ++counters_.permitted;
-          else ++counters_.deliver_failed;
-        } else {
-          ++counters_.blocked;
+          permitted[npermitted++] = i;
+          continue;  // released after the delivery
         }
+        ++counters_.blocked;
       }
-      // Someone else still holds the frame (the absorbing callout, or one
-      // that took a reference): it gets a copy and the chunk is reused now.
-      if (frame_refcount(s.frame) > 1 && !frame_make_owned(s.frame))
-        spdlog::error("{} queue {}: copying a kept frame out of the UMEM failed", target_.ifname, target_.queue);
-      frame_free(s.frame);
+      release(s);
     }
     socket_.rx_free(s.addr);
+  }
+  if (npermitted == 0) return;
+  TxPort::Frame tx[kMaxBatch];
+  for (uint32_t k = 0; k < npermitted; ++k) {
+    xfp_frame* f = slots[permitted[k]].frame;
+    tx[k] = {frame_data(f), frame_len(f), 0};
+  }
+  const size_t queued = injector_.deliver(target_.key, tx, npermitted);
+  counters_.permitted += queued;
+  counters_.deliver_failed += npermitted - queued;
+  for (uint32_t k = 0; k < npermitted; ++k) {
+    release(slots[permitted[k]]);
+    socket_.rx_free(slots[permitted[k]].addr);
   }
 }
 

@@ -1,6 +1,7 @@
 #include "xfp/tx_port.hpp"
 
 #include <linux/if_xdp.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
@@ -41,8 +42,21 @@ int TxPort::send(const Frame* frames, size_t n, uint32_t trailer_ifindex) {
   }
   socket_.tx_submit(static_cast<uint32_t>(n));
   sent_ += n;
-  (void)socket_.kick();
+  kick_all();
   return 0;
+}
+
+// Copy mode transmits at most 32 descriptors per kick (the kernel's
+// TX_BATCH_SIZE) and answers EAGAIN when it stopped there with more in the
+// ring. A batch of permits has no completion that would make the injector's
+// thread kick again, so kick until the ring is empty: otherwise the tail of a
+// burst would wait in the ring for the next frame to arrive. EAGAIN also
+// means "completion ring full" or "device busy", hence the bound.
+void TxPort::kick_all() {
+  for (uint32_t tries = socket_.tx_outstanding() / 32 + 1; tries > 0; --tries) {
+    if (::sendto(socket_.fd(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0) return;
+    if (errno != EAGAIN) return;  // not an error here either (XskSocket::kick); the next send or reap retries
+  }
 }
 
 void TxPort::reap_locked(std::vector<uint64_t>& done) {

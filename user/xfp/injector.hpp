@@ -79,6 +79,11 @@ class Injector {
   // Permit after a callout: the frame goes up the receive path of `key`, no
   // completion. False if it could not be queued (counted as a drop).
   bool deliver(uint32_t key, const uint8_t* data, uint32_t len);
+  // The permitted frames of one worker batch, in order, in one go: one lock
+  // and one kick for the lot instead of one each (the kick, a sendto(), is
+  // most of a single frame's cost). Returns how many were queued; the rest
+  // are counted as drops. Tokens must be 0: a delivery has no completion.
+  size_t deliver(uint32_t key, const TxPort::Frame* frames, size_t n);
 
   // For a punted frame: the injection record of its bytes (consumed), if any.
   bool records_pending() const { return live_records_.load(std::memory_order_relaxed) > 0; }

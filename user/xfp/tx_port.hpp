@@ -4,11 +4,13 @@
 // receive side of the same socket stays with its worker, untouched.
 //
 // Each frame is copied into a transmit chunk (with the receive-injection
-// trailer when the port feeds the internal veth), queued and kicked at once:
-// in copy mode the kernel sends during the kick. A frame that carries a
-// completion is remembered by chunk until the completion ring returns the
-// chunk; its callback is then queued for the injector's completion thread,
-// never run under the lock or inside the caller's inject call.
+// trailer when the port feeds the internal veth), queued and kicked at once,
+// once per send() call however many frames it carries (again while the
+// kernel says EAGAIN): in copy mode the kernel sends during the kick. A
+// frame that carries a completion is remembered by chunk until the
+// completion ring returns the chunk; its callback is then queued for the
+// injector's completion thread, never run under the lock or inside the
+// caller's inject call.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +59,7 @@ class TxPort {
 
  private:
   void reap_locked(std::vector<uint64_t>& done);
+  void kick_all();  // under mu_
 
   XskSocket& socket_;
   const bool trailer_;

@@ -79,6 +79,7 @@ Result<PluginRecord> Engine::load_plugin(const std::string& path, const std::str
   if (!callouts_) return make_error(EOPNOTSUPP, "the daemon runs without callouts (--no-callouts)");
   auto rec = callouts_->host().load(path, config);
   if (!rec) return rec;
+  tell_existing_filters(*rec);
   auto records = plugin_records_;
   records.push_back({rec->path, config});
   plugin_records_.swap(records);
@@ -88,6 +89,18 @@ Result<PluginRecord> Engine::load_plugin(const std::string& path, const std::str
     return std::move(s).error();
   }
   return rec;
+}
+
+// As WFP does at callout registration: the new callouts hear of the filters
+// that already name them. A refusal cannot undo those filters; it is logged.
+void Engine::tell_existing_filters(const PluginRecord& plugin) {
+  for (const Filter* f : set_.filters()) {
+    if (!is_callout(f->action)) continue;
+    for (const CalloutRecord& c : plugin.callouts)
+      if (c.key == f->callout)
+        if (auto s = callouts_->host().notify(XFP_NOTIFY_FILTER_ADD, *f); !s)
+          spdlog::warn("plugin {}: {} (the filter stays)", plugin.name, s.error().message);
+  }
 }
 
 Status Engine::unload_plugin(const std::string& name) {
@@ -137,10 +150,12 @@ Status Engine::restore(const SavedState& saved, std::vector<std::string>& warnin
     if (!callouts_) break;
     if (auto r = callouts_->host().load(p.path, p.config); !r)
       warnings.push_back(fmt::format("loading plugin '{}' failed: {}", p.path, r.error().message));
-    plugin_records_.push_back(p);
+    plugin_records_.push_back(p);  // kept: a plugin that fails now may load at the next start
   }
   if (auto s = install(set); !s) return std::move(s).error().context(where);
   set_ = std::move(set);
+  if (callouts_)
+    for (const PluginRecord& p : callouts_->host().list()) tell_existing_filters(p);
 
   records_ = saved.attachments;
   for (const AttachRecord& r : records_) {

@@ -86,6 +86,7 @@ class Engine {
   bool attached(const std::string& ifname) const;
   Status install(const FilterSet& set);
   Status start_workers(const std::string& ifname);
+  void tell_existing_filters(const PluginRecord& plugin);
 
   StateStore store_;
   std::unique_ptr<Datapath> dp_;

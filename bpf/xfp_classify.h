@@ -130,6 +130,8 @@ static __always_inline void xfp_classify(const __u8 *data, const __u8 *end, __u3
 
 	f.ifindex = ifindex;
 	xfp_parse_frame(data, end, wire_len, layer, &f);
+	/* Direct tables index the 7 known flags; tuple space sees the same value. */
+	f.l2_flags &= XFP_L2_KNOWN_FLAGS;
 
 	lc->c[XFP_CNT_FRAMES]++;
 	lc->c[XFP_CNT_BYTES] += wire_len;

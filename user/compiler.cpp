@@ -378,13 +378,25 @@ Result<DirectPredicate> direct_predicate(const Filter& f, const DirectGroup& g) 
     }
     return p;
   }
+  // A 12- or 16-bit field: its conditions' pairs, OR-ed. A pair matches the
+  // values x of the domain with (x & mask) == value. The bits it leaves free
+  // below its lowest masked bit make runs of consecutive values; the free
+  // bits above pick which runs. A prefix (an equality, a range's piece) is
+  // one run; a flags test or a sparse mask is several, at most the domain.
+  const uint64_t dmask = g.domain - 1;
   for (const Condition& c : f.conditions) {
     auto pairs = expand_condition(c);
     if (!pairs) return std::move(pairs).error();
     for (const MaskedValue& mv : *pairs) {
-      // Every pair of a 12- or 16-bit field is a prefix: an interval.
-      uint64_t span = ~mv.mask & (g.domain - 1);
-      p.intervals.emplace_back(static_cast<uint32_t>(mv.value), static_cast<uint32_t>(mv.value | span));
+      const uint64_t mask = mv.mask & dmask;
+      if (mv.value & ~mask) continue;  // wants a bit outside the mask or the domain: no value
+      const uint64_t run = mask ? (mask & -mask) - 1 : dmask;
+      const uint64_t picks = ~mask & dmask & ~run;
+      uint64_t s = 0;
+      do {
+        p.intervals.emplace_back(static_cast<uint32_t>(mv.value | s), static_cast<uint32_t>(mv.value | s | run));
+        s = (s - picks) & picks;  // next subset of the free upper bits
+      } while (s != 0);
     }
   }
   return p;

@@ -6,12 +6,14 @@
 
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "support/frame_builder.hpp"
+#include "support/packet_io.hpp"
 #include "support/privileges.hpp"
 #include "xfp/compiler.hpp"
 #include "xfp/datapath.hpp"
@@ -438,6 +440,56 @@ TEST_F(ClassifierTest, InstallSwapsTheWholeSet) {
   EXPECT_EQ(run_inbound(base().ethertype(0x86dd).build()), Verdict::Block);
   install({});
   EXPECT_EQ(run_inbound(base().ethertype(0x86dd).build()), Verdict::Permit);
+}
+
+// ---- flags tests and non-prefix masks on a 12- or 16-bit field alone: the
+// ---- field's direct table must hold exactly the values they match.
+TEST_F(ClassifierTest, FlagsTestsOnAWideFieldAloneMatchExactly) {
+  install({filter(Action::Block, {cond(Field::FrameLength, Match::FlagsAnySet, 0x20)})});
+  EXPECT_EQ(run_inbound(base().pad_to(65).build()), Verdict::Permit);  // 0x41: bit 0x20 clear
+  EXPECT_EQ(run_inbound(base().pad_to(96).build()), Verdict::Block);   // 0x60
+  install({filter(Action::Block, {cond(Field::FrameLength, Match::FlagsAllSet, 14)})});
+  EXPECT_EQ(run_inbound(base().pad_to(60).build()), Verdict::Permit);  // 0x3c lacks bit 2
+  EXPECT_EQ(run_inbound(base().pad_to(62).build()), Verdict::Block);   // 0x3e
+  install({filter(Action::Block, {cond(Field::FrameLength, Match::FlagsNoneSet, 0x3)})});
+  EXPECT_EQ(run_inbound(base().pad_to(61).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().pad_to(64).build()), Verdict::Block);
+  // VLAN id with a non-prefix mask: the low nibble is 5, whatever the rest.
+  install({filter(Action::Block, {cond(Field::Vlan, Match::Equal, 0x005, 0, 0x00f)})});
+  EXPECT_EQ(run_inbound(base().vlan(0x125).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().vlan(0x126).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().vlan(0x005).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().vlan(0x00f).build()), Verdict::Permit);
+}
+
+// ---- test::test_run() with an interface: the XDP context must describe the
+// ---- frame itself (data 0, data_end its size), or the program classifies
+// ---- something else and every frame here came back XDP_PASS.
+TEST_F(ClassifierTest, TestRunWithAnIfindexClassifiesTheFrame) {
+  install({filter(Action::Block,
+                  {cond(Field::LocalAddrType, Match::NotEqual, XFP_ADDR_MULTICAST),
+                   cond(Field::LocalMac, Match::FlagsAllSet, 0x029900000004ull), cond(Field::Vlan, Match::GreaterOrEqual, 0)},
+                  5, XFP_FILTER_CLEAR_ACTION_RIGHT),
+           filter(Action::Block, {}, 2, XFP_FILTER_CLEAR_ACTION_RIGHT),
+           filter(Action::Permit, {cond(Field::RemoteAddrType, Match::FlagsNoneSet, XFP_ADDR_MULTICAST)}, 5,
+                  XFP_FILTER_CLEAR_ACTION_RIGHT)});
+  const unsigned lo = ::if_nametoindex("lo");  // present in every namespace, one receive queue
+  ASSERT_NE(lo, 0u);
+  auto run = [&](const std::vector<uint8_t>& frame) {
+    test::TestRunOptions opt;
+    opt.ifindex = lo;
+    const test::TestRunResult r = test::test_run(datapath_->xdp_prog_fd(), frame, opt);
+    EXPECT_EQ(r.err, 0) << std::strerror(r.err);
+    EXPECT_EQ(r.data_out, frame);
+    return r.retval;
+  };
+  const Mac bits_set{0x02, 0x99, 0x00, 0x00, 0x00, 0x04};
+  const Mac multicast_src{0x03, 0x00, 0x00, 0x00, 0x00, 0x01};
+  EXPECT_EQ(run(base().dst(bits_set).build()), static_cast<uint32_t>(XDP_DROP));                   // (a)
+  EXPECT_EQ(run(base().dst(bits_set).vlan(7).build()), static_cast<uint32_t>(XDP_DROP));           // (a)
+  EXPECT_EQ(run(base().build()), static_cast<uint32_t>(XDP_PASS));                                 // (c)
+  EXPECT_EQ(run(base().src(multicast_src).build()), static_cast<uint32_t>(XDP_DROP));              // (b)
+  EXPECT_EQ(run(base().dst(bits_set).src(multicast_src).build()), static_cast<uint32_t>(XDP_DROP));  // (a)
 }
 
 TEST_F(ClassifierTest, ManyFiltersStillClassifyExactly) {

@@ -195,7 +195,14 @@ TestRunResult test_run(int prog_fd, const std::vector<uint8_t>& frame, const Tes
   opts.flags = options.flags;
   if (options.ifindex != 0) {
     if (options.xdp) {
+      // The context describes the frame itself: data_end left at 0 is not
+      // refused by every kernel, and the program then classifies something
+      // other than data_in. No metadata, queue 0 of the device.
+      xdp_ctx.data = 0;
+      xdp_ctx.data_meta = 0;
+      xdp_ctx.data_end = static_cast<__u32>(frame.size());
       xdp_ctx.ingress_ifindex = options.ifindex;
+      xdp_ctx.rx_queue_index = 0;
       opts.ctx_in = &xdp_ctx;
       opts.ctx_size_in = sizeof xdp_ctx;
     } else {

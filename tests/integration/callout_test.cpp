@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/probe_plugin/probe.h"
+#include "support/assert_ok.hpp"
 #include "support/frame_builder.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
@@ -44,12 +45,6 @@ using test::PacketSocket;
 using test::ScopedNetnsEnter;
 using test::VethOptions;
 using test::VethPair;
-
-#define CO_ASSERT_OK(expr)                                                        \
-  do {                                                                            \
-    const auto& co_r_ = (expr);                                                   \
-    ASSERT_TRUE(co_r_.ok()) << #expr << ": " << co_r_.error().message;            \
-  } while (0)
 
 constexpr Mac kPeerMac{0x02, 0x00, 0x00, 0x00, 0xca, 0x01};
 constexpr Mac kXfpMac{0x02, 0x00, 0x00, 0x00, 0xcb, 0x01};
@@ -123,35 +118,35 @@ class CalloutTest : public ::testing::TestWithParam<XdpMode> {
   void SetUp() override {
     XFP_REQUIRE_ROOT();
     auto peer = NetNs::create();
-    CO_ASSERT_OK(peer);
+    XFP_ASSERT_OK(peer);
     peer_ns_.emplace(std::move(peer).value());
     auto xfp = NetNs::create();
-    CO_ASSERT_OK(xfp);
+    XFP_ASSERT_OK(xfp);
     xfp_ns_.emplace(std::move(xfp).value());
     VethOptions opt;
     opt.mac_a = kPeerMac;
     opt.mac_b = kXfpMac;
     auto pair = VethPair::create(*peer_ns_, *xfp_ns_, opt);
-    CO_ASSERT_OK(pair);
+    XFP_ASSERT_OK(pair);
     pair_.emplace(std::move(pair).value());
     auto ps = PacketSocket::open(*peer_ns_, pair_->a().name);
-    CO_ASSERT_OK(ps);
+    XFP_ASSERT_OK(ps);
     peer_sock_.emplace(std::move(ps).value());
     auto xs = PacketSocket::open(*xfp_ns_, pair_->b().name);
-    CO_ASSERT_OK(xs);
+    XFP_ASSERT_OK(xs);
     xfp_sock_.emplace(std::move(xs).value());
 
     auto inside = ScopedNetnsEnter::enter(*xfp_ns_);
-    CO_ASSERT_OK(inside);
+    XFP_ASSERT_OK(inside);
     auto dp = Datapath::open();
-    CO_ASSERT_OK(dp);
+    XFP_ASSERT_OK(dp);
     dp_ = std::move(dp).value();
     runtime_ = std::make_unique<CalloutRuntime>(*dp_);
     AttachOptions ao;
     ao.mode = GetParam();
     ao.outbound = false;
-    CO_ASSERT_OK(dp_->attach(pair_->b().name, ao));
-    CO_ASSERT_OK(runtime_->attach(attachment(pair_->b().name)));
+    XFP_ASSERT_OK(dp_->attach(pair_->b().name, ao));
+    XFP_ASSERT_OK(runtime_->attach(attachment(pair_->b().name)));
   }
 
   void TearDown() override {
@@ -178,10 +173,10 @@ class CalloutTest : public ::testing::TestWithParam<XdpMode> {
   void install(const std::vector<Filter>& filters) {
     for (const Filter& f : filters) ASSERT_TRUE(set_.add_filter(f).ok()) << f.name;
     auto compiled = compile(set_, {}, runtime_->host().id_fn());
-    CO_ASSERT_OK(compiled);
-    CO_ASSERT_OK(dp_->install(*compiled));
+    XFP_ASSERT_OK(compiled);
+    XFP_ASSERT_OK(dp_->install(*compiled));
     auto snap = PolicySnapshot::create(set_, *compiled, dp_->generation());
-    CO_ASSERT_OK(snap);
+    XFP_ASSERT_OK(snap);
     runtime_->publish(std::move(snap).value());
   }
 
@@ -275,7 +270,7 @@ TEST_P(CalloutTest, UnloadingThePluginFallsBackToTheFailAction) {
                           XFP_FILTER_PERMIT_IF_CALLOUT_UNREGISTERED)});
   EXPECT_TRUE(exchange({marked(kGoodMac, 0)}, 0).empty()) << "the probe blocks";
   EXPECT_EQ(read_probe().classified, 1u);
-  CO_ASSERT_OK(runtime_->host().unload("probe"));
+  XFP_ASSERT_OK(runtime_->host().unload("probe"));
   EXPECT_EQ(exchange({marked(kGoodMac, 1)}, 1).size(), 1u) << "fail open once unloaded";
   EXPECT_EQ(worker().frames, 1u);
 }
@@ -331,13 +326,13 @@ TEST_P(CalloutTest, FramesItInjectsIntoTheSendPathComeBackInjectedBySelfAndDoNot
   // stack exactly once.
   {
     auto p = ScopedNetnsEnter::enter(*peer_ns_);
-    CO_ASSERT_OK(p);
+    XFP_ASSERT_OK(p);
     AttachOptions ao;
     ao.mode = GetParam();
     ao.outbound = false;
-    CO_ASSERT_OK(dp_->attach(pair_->a().name, ao));
+    XFP_ASSERT_OK(dp_->attach(pair_->a().name, ao));
     peer_dp_attached_ = true;
-    CO_ASSERT_OK(runtime_->attach(attachment(pair_->a().name)));
+    XFP_ASSERT_OK(runtime_->attach(attachment(pair_->a().name)));
   }
   load(kProbe, "mode=absorb-send");
   install({callout_filter("reflect", Action::CalloutTerminating, PROBE_KEY)});

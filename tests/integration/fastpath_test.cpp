@@ -30,6 +30,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/assert_ok.hpp"
 #include "support/frame_builder.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
@@ -53,17 +54,6 @@ using test::PacketSocket;
 using test::ScopedNetnsEnter;
 using test::VethOptions;
 using test::VethPair;
-
-#define FP_ASSERT_OK(expr)                                                       \
-  do {                                                                           \
-    const auto& fp_assert_r_ = (expr);                                           \
-    ASSERT_TRUE(fp_assert_r_.ok()) << #expr << ": " << fp_assert_r_.error().message; \
-  } while (0)
-#define FP_EXPECT_OK(expr)                                                       \
-  do {                                                                           \
-    const auto& fp_expect_r_ = (expr);                                           \
-    EXPECT_TRUE(fp_expect_r_.ok()) << #expr << ": " << fp_expect_r_.error().message; \
-  } while (0)
 
 // The two veth ends. "peer" is the far side, "xfp" the end xfp attaches to.
 constexpr Mac kPeerMac{0x02, 0x00, 0x00, 0x00, 0xfa, 0x01};
@@ -349,22 +339,22 @@ class FastpathTest : public ::testing::Test {
   void SetUp() override {
     XFP_REQUIRE_ROOT();
     auto peer = NetNs::create();
-    FP_ASSERT_OK(peer);
+    XFP_ASSERT_OK(peer);
     peer_ns_.emplace(std::move(peer).value());
     auto xfp = NetNs::create();
-    FP_ASSERT_OK(xfp);
+    XFP_ASSERT_OK(xfp);
     xfp_ns_.emplace(std::move(xfp).value());
     VethOptions opt;
     opt.mac_a = kPeerMac;
     opt.mac_b = kXfpMac;
     auto pair = VethPair::create(*peer_ns_, *xfp_ns_, opt);
-    FP_ASSERT_OK(pair);
+    XFP_ASSERT_OK(pair);
     pair_.emplace(std::move(pair).value());
     auto ps = PacketSocket::open(*peer_ns_, peer_if());
-    FP_ASSERT_OK(ps);
+    XFP_ASSERT_OK(ps);
     peer_sock_.emplace(std::move(ps).value());
     auto xs = PacketSocket::open(*xfp_ns_, xfp_if());
-    FP_ASSERT_OK(xs);
+    XFP_ASSERT_OK(xs);
     xfp_sock_.emplace(std::move(xs).value());
   }
 
@@ -478,7 +468,7 @@ class FastpathTest : public ::testing::Test {
   // Sends `in` from the peer and `out` from the xfp side, then checks that
   // exactly the permitted frames of each arrived, unchanged.
   void exchange_and_expect_permitted(const Sent& in, const Sent& out) {
-    FP_ASSERT_OK(peer_sock_->send_frames(in.all()));
+    XFP_ASSERT_OK(peer_sock_->send_frames(in.all()));
     send_outbound(*xfp_sock_, out);
     {
       SCOPED_TRACE("inbound");
@@ -510,7 +500,7 @@ TEST_P(FastpathInbound, BlocksMarkedFramesFromOneMacAndCountsThem) {
   ASSERT_NE(dp, nullptr);
   AttachOptions opts;
   opts.mode = mode;
-  FP_ASSERT_OK(attach(*dp, opts));
+  XFP_ASSERT_OK(attach(*dp, opts));
 
   // The attachment says what was asked for, and the kernel agrees.
   auto atts = dp->attachments();
@@ -527,7 +517,7 @@ TEST_P(FastpathInbound, BlocksMarkedFramesFromOneMacAndCountsThem) {
   std::printf("[ xdp mode %s ] xdp_loader: %s\n", a.xdp_mode.c_str(), a.xdp_loader.c_str());
 
   auto xdp = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(xdp);
+  XFP_ASSERT_OK(xdp);
   EXPECT_NE(xdp->prog_id, 0u);
   EXPECT_EQ(xdp->attach_mode, mode == XdpMode::Native ? XDP_ATTACHED_DRV : XDP_ATTACHED_SKB)
       << "the kernel's attach mode differs from the reported " << a.xdp_mode;
@@ -539,7 +529,7 @@ TEST_P(FastpathInbound, BlocksMarkedFramesFromOneMacAndCountsThem) {
   p.add("block_bad", Layer::Inbound, Action::Block,
         {eq(Field::EtherType, kExp1), eq(Field::RemoteMac, mac_value(kBadMac))}, 10)
       .add("permit_exp1", Layer::Inbound, Action::Permit, {eq(Field::EtherType, kExp1)}, 1);
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
 
   // Interleaved: good/exp1 (60 bytes, permit filter), bad/exp1 (100 bytes,
   // blocked), bad/exp2 (80 bytes, no filter: default permit).
@@ -552,7 +542,7 @@ TEST_P(FastpathInbound, BlocksMarkedFramesFromOneMacAndCountsThem) {
   }
   // One more permitted frame last: once it is in, everything before it was classified.
   sent.add(FrameBuilder().dst(kXfpMac).src(kGoodMac).ethertype(kExp1), true);
-  FP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
+  XFP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
 
   const auto got = receive_marked(*xfp_sock_, sent.permitted.size());
   expect_exactly_permitted(sent, got);
@@ -584,7 +574,7 @@ INSTANTIATE_TEST_SUITE_P(Fastpath, FastpathInbound, ::testing::Values(XdpMode::N
 TEST_F(FastpathTest, OutboundBlocksOnEgressWithLocalAsSource) {
   Datapath* dp = shared_datapath();
   ASSERT_NE(dp, nullptr);
-  FP_ASSERT_OK(attach(*dp));
+  XFP_ASSERT_OK(attach(*dp));
 
   Policy p;
   p.add("block_local_bad", Layer::Outbound, Action::Block,
@@ -593,7 +583,7 @@ TEST_F(FastpathTest, OutboundBlocksOnEgressWithLocalAsSource) {
       .add("block_remote_other", Layer::Outbound, Action::Block, {eq(Field::RemoteMac, mac_value(kOtherMac))}, 5)
       // An inbound filter that would block everything here: it must not apply.
       .add("inbound_block_all_exp", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp1)});
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
 
   constexpr uint32_t kRounds = 10;
   Sent sent;
@@ -630,17 +620,17 @@ TEST_F(FastpathTest, OutboundBlocksOnEgressWithLocalAsSource) {
 TEST_F(FastpathTest, InboundLocalIsDestination) {
   Datapath* dp = shared_datapath();
   ASSERT_NE(dp, nullptr);
-  FP_ASSERT_OK(attach(*dp));
+  XFP_ASSERT_OK(attach(*dp));
   Policy p;
   p.add("block_local_other", Layer::Inbound, Action::Block, {eq(Field::LocalMac, mac_value(kOtherMac))});
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
 
   Sent sent;
   for (int i = 0; i < 5; ++i) {
     sent.add(FrameBuilder().dst(kOtherMac).src(kGoodMac), false);  // local (destination) matches
     sent.add(FrameBuilder().dst(kXfpMac).src(kOtherMac), true);    // source is remote on inbound
   }
-  FP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
+  XFP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
   expect_exactly_permitted(sent, receive_marked(*xfp_sock_, sent.permitted.size()));
   EXPECT_EQ(dp->filter_counters(p.slot("block_local_other")).frames, 5u);
   EXPECT_EQ(layer(*dp, Layer::Inbound).c[XFP_CNT_BLOCK], 5u);
@@ -656,7 +646,7 @@ TEST_P(FastpathVlan, TaggedFramesPassOrBlockByVlanAndInnerVlan) {
   ASSERT_NE(dp, nullptr);
   AttachOptions opts;
   opts.mode = GetParam();
-  FP_ASSERT_OK(attach(*dp, opts));
+  XFP_ASSERT_OK(attach(*dp, opts));
 
   Policy p;
   for (Layer l : {Layer::Inbound, Layer::Outbound}) {
@@ -664,7 +654,7 @@ TEST_P(FastpathVlan, TaggedFramesPassOrBlockByVlanAndInnerVlan) {
     p.add("vlan100" + suffix, l, Action::Block, {eq(Field::Vlan, 100)})
         .add("inner7" + suffix, l, Action::Block, {eq(Field::InnerVlan, 7)});
   }
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
 
   auto frames = [](Sent& s, const Mac& dst, const Mac& src) {
     auto base = [&] { return FrameBuilder().dst(dst).src(src).ethertype(kExp1); };
@@ -683,7 +673,7 @@ TEST_P(FastpathVlan, TaggedFramesPassOrBlockByVlanAndInnerVlan) {
   // Inbound: peer -> xfp side.
   Sent in;
   for (int i = 0; i < kReps; ++i) frames(in, kXfpMac, kPeerMac);
-  FP_ASSERT_OK(peer_sock_->send_frames(in.all()));
+  XFP_ASSERT_OK(peer_sock_->send_frames(in.all()));
   expect_exactly_permitted(in, receive_marked(*xfp_sock_, in.permitted.size()));
   EXPECT_EQ(dp->filter_counters(p.slot("vlan100_in")).frames, 3u * kReps);
   EXPECT_EQ(dp->filter_counters(p.slot("inner7_in")).frames, 1u * kReps);
@@ -732,11 +722,11 @@ Policy replace_policy(bool set_a) {
 TEST_F(FastpathTest, AtomicReplaceUnderTraffic) {
   Datapath* dp = shared_datapath();
   ASSERT_NE(dp, nullptr);
-  FP_ASSERT_OK(attach(*dp));
+  XFP_ASSERT_OK(attach(*dp));
   const Policy set_a = replace_policy(true);
   const Policy set_b = replace_policy(false);
   const uint64_t generation0 = dp->generation();
-  FP_ASSERT_OK(install(*dp, set_a));
+  XFP_ASSERT_OK(install(*dp, set_a));
 
   auto frame_of = [](Kind k, uint32_t seq) {
     FrameBuilder b = FrameBuilder().dst(kXfpMac);
@@ -811,7 +801,7 @@ TEST_F(FastpathTest, AtomicReplaceUnderTraffic) {
   stop_sending = true;
   sender.join();
   receiver.join();
-  for (const Status& s : installs) FP_EXPECT_OK(s);
+  for (const Status& s : installs) XFP_EXPECT_OK(s);
   EXPECT_EQ(dp->generation() - generation0, 1u + kFlips);
   ASSERT_FALSE(send_failed.load());
   EXPECT_FALSE(stalled.load()) << "the sender stalled: a frame both sets permit did not arrive";
@@ -863,13 +853,13 @@ class FastpathDetach : public FastpathTest {
  protected:
   // Blocks exp1 in both directions; checks that it is blocked.
   void attach_and_block(Datapath& dp) {
-    FP_ASSERT_OK(attach(dp));
+    XFP_ASSERT_OK(attach(dp));
     Policy p;
     p.add("in", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp1)})
         .add("out", Layer::Outbound, Action::Block, {eq(Field::EtherType, kExp1)});
-    FP_ASSERT_OK(install(dp, p));
+    XFP_ASSERT_OK(install(dp, p));
     auto xdp = query_xdp(*xfp_ns_, xfp_if());
-    FP_ASSERT_OK(xdp);
+    XFP_ASSERT_OK(xdp);
     ASSERT_NE(xdp->prog_id, 0u);
     ASSERT_TRUE(contains(tc_qdiscs(*xfp_ns_, xfp_if()), "clsact"));
     ASSERT_FALSE(tc_egress_filters(*xfp_ns_, xfp_if()).empty());
@@ -890,7 +880,7 @@ class FastpathDetach : public FastpathTest {
 
   void expect_nothing_attached() {
     auto xdp = query_xdp(*xfp_ns_, xfp_if());
-    FP_ASSERT_OK(xdp);
+    XFP_ASSERT_OK(xdp);
     EXPECT_EQ(xdp->prog_id, 0u) << "XDP program " << xdp->prog_name << " left on " << xfp_if();
     EXPECT_EQ(xdp->attach_mode, XDP_ATTACHED_NONE);
     const std::string link = ip_link_details(*xfp_ns_, xfp_if());
@@ -905,7 +895,7 @@ TEST_F(FastpathDetach, DetachRemovesXdpAndClsact) {
   Datapath* dp = shared_datapath();
   ASSERT_NE(dp, nullptr);
   ASSERT_NO_FATAL_FAILURE(attach_and_block(*dp));
-  FP_ASSERT_OK(detach(*dp));
+  XFP_ASSERT_OK(detach(*dp));
   EXPECT_TRUE(dp->attachments().empty());
   expect_nothing_attached();
   expect_traffic(true);
@@ -913,7 +903,7 @@ TEST_F(FastpathDetach, DetachRemovesXdpAndClsact) {
   EXPECT_EQ(layer(*dp, Layer::Inbound).c[XFP_CNT_FRAMES], 3u);
   EXPECT_EQ(layer(*dp, Layer::Outbound).c[XFP_CNT_FRAMES], 3u);
   // And it can attach again.
-  FP_ASSERT_OK(attach(*dp));
+  XFP_ASSERT_OK(attach(*dp));
   expect_traffic(false);
 }
 
@@ -927,16 +917,16 @@ TEST_F(FastpathDetach, DestroyingTheDatapathDetaches) {
 }
 
 TEST_F(FastpathDetach, DetachKeepsAClsactXfpDidNotCreate) {
-  FP_ASSERT_OK(test::run_in_netns(*xfp_ns_, {"/usr/sbin/tc", "qdisc", "add", "dev", xfp_if(), "clsact"}));
+  XFP_ASSERT_OK(test::run_in_netns(*xfp_ns_, {"/usr/sbin/tc", "qdisc", "add", "dev", xfp_if(), "clsact"}));
   Datapath* dp = shared_datapath();
   ASSERT_NE(dp, nullptr);
   ASSERT_NO_FATAL_FAILURE(attach_and_block(*dp));
-  FP_ASSERT_OK(detach(*dp));
+  XFP_ASSERT_OK(detach(*dp));
   const std::string qdiscs = tc_qdiscs(*xfp_ns_, xfp_if());
   EXPECT_TRUE(contains(qdiscs, "clsact")) << "xfp removed a qdisc it did not create: " << qdiscs;
   EXPECT_EQ(tc_egress_filters(*xfp_ns_, xfp_if()), "") << "xfp's egress filter is still there";
   auto xdp = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(xdp);
+  XFP_ASSERT_OK(xdp);
   EXPECT_EQ(xdp->prog_id, 0u);
   expect_traffic(true);
 }
@@ -959,12 +949,12 @@ TEST_F(FastpathTest, AttachErrors) {
   EXPECT_TRUE(contains(not_attached.error().message, "is not attached")) << not_attached.error().message;
   EXPECT_TRUE(contains(not_attached.error().message, xfp_if())) << not_attached.error().message;
 
-  FP_ASSERT_OK(attach(*dp));
+  XFP_ASSERT_OK(attach(*dp));
   Policy p;
   p.add("block", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp1)});
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
   auto before = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(before);
+  XFP_ASSERT_OK(before);
 
   const Status twice = attach(*dp);
   ASSERT_FALSE(twice.ok());
@@ -972,16 +962,16 @@ TEST_F(FastpathTest, AttachErrors) {
 
   // The refused attach changed nothing: same program, still filtering.
   auto after = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(after);
+  XFP_ASSERT_OK(after);
   EXPECT_EQ(after->prog_id, before->prog_id);
   EXPECT_EQ(dp->attachments().size(), 1u);
   Sent sent;
   sent.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp1), false);
   sent.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp2), true);
-  FP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
+  XFP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
   expect_exactly_permitted(sent, receive_marked(*xfp_sock_, 1));
 
-  FP_ASSERT_OK(detach(*dp));
+  XFP_ASSERT_OK(detach(*dp));
   const Status again = detach(*dp);
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(contains(again.error().message, "is not attached")) << again.error().message;
@@ -993,25 +983,25 @@ TEST_F(FastpathTest, AttachErrors) {
 TEST_F(FastpathTest, AttachReplacesAStaleXfpProgram) {
   Datapath* stale = open_datapath();
   ASSERT_NE(stale, nullptr);
-  FP_ASSERT_OK(attach(*stale));
+  XFP_ASSERT_OK(attach(*stale));
   Policy stale_policy;
   stale_policy.add("in", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp1)})
       .add("out", Layer::Outbound, Action::Block, {eq(Field::EtherType, kExp1)});
-  FP_ASSERT_OK(install(*stale, stale_policy));
+  XFP_ASSERT_OK(install(*stale, stale_policy));
   auto stale_xdp = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(stale_xdp);
+  XFP_ASSERT_OK(stale_xdp);
   ASSERT_NE(stale_xdp->prog_id, 0u);
 
   // The second Datapath knows nothing of the first: its attach must replace it.
   Datapath* fresh = shared_datapath();
   ASSERT_NE(fresh, nullptr);
-  FP_ASSERT_OK(attach(*fresh));
+  XFP_ASSERT_OK(attach(*fresh));
   Policy fresh_policy;
   fresh_policy.add("in", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp2)})
       .add("out", Layer::Outbound, Action::Block, {eq(Field::EtherType, kExp2)});
-  FP_ASSERT_OK(install(*fresh, fresh_policy));
+  XFP_ASSERT_OK(install(*fresh, fresh_policy));
   auto fresh_xdp = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(fresh_xdp);
+  XFP_ASSERT_OK(fresh_xdp);
   EXPECT_NE(fresh_xdp->prog_id, 0u);
   EXPECT_NE(fresh_xdp->prog_id, stale_xdp->prog_id) << "the stale program is still attached";
 
@@ -1036,10 +1026,10 @@ TEST_F(FastpathTest, AttachReplacesAStaleXfpProgram) {
 
   // The fresh one detaches cleanly; then the stale one's cleanup finds nothing
   // of its own and the interface ends up bare.
-  FP_ASSERT_OK(detach(*fresh));
+  XFP_ASSERT_OK(detach(*fresh));
   destroy_datapath(stale);
   auto end = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(end);
+  XFP_ASSERT_OK(end);
   EXPECT_EQ(end->prog_id, 0u);
   EXPECT_FALSE(contains(tc_qdiscs(*xfp_ns_, xfp_if()), "clsact"));
 }
@@ -1049,21 +1039,21 @@ TEST_F(FastpathTest, AttachReplacesAStaleXfpProgram) {
 TEST_F(FastpathTest, DestroyingAReplacedDatapathLeavesItsReplacementAttached) {
   Datapath* stale = open_datapath();
   ASSERT_NE(stale, nullptr);
-  FP_ASSERT_OK(attach(*stale));
+  XFP_ASSERT_OK(attach(*stale));
   Datapath* fresh = shared_datapath();
   ASSERT_NE(fresh, nullptr);
-  FP_ASSERT_OK(attach(*fresh));
+  XFP_ASSERT_OK(attach(*fresh));
   Policy p;
   p.add("in", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp2)})
       .add("out", Layer::Outbound, Action::Block, {eq(Field::EtherType, kExp2)});
-  FP_ASSERT_OK(install(*fresh, p));
+  XFP_ASSERT_OK(install(*fresh, p));
   auto fresh_xdp = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(fresh_xdp);
+  XFP_ASSERT_OK(fresh_xdp);
 
   destroy_datapath(stale);
 
   auto xdp = query_xdp(*xfp_ns_, xfp_if());
-  FP_ASSERT_OK(xdp);
+  XFP_ASSERT_OK(xdp);
   EXPECT_EQ(xdp->prog_id, fresh_xdp->prog_id) << "the replacement's XDP program was removed";
   const std::string qdiscs = tc_qdiscs(*xfp_ns_, xfp_if());
   EXPECT_TRUE(contains(qdiscs, "clsact")) << "the replacement's clsact qdisc was removed: " << qdiscs;
@@ -1082,7 +1072,7 @@ TEST_F(FastpathTest, DestroyingAReplacedDatapathLeavesItsReplacementAttached) {
 TEST_F(FastpathTest, InterfaceAndCompartmentMatchTheAttachedVeth) {
   Datapath* dp = shared_datapath();
   ASSERT_NE(dp, nullptr);
-  FP_ASSERT_OK(attach(*dp));
+  XFP_ASSERT_OK(attach(*dp));
   const uint64_t ifindex = static_cast<uint64_t>(pair_->b().ifindex);
   const uint64_t compartment = xfp_ns_->inode() & 0xffffffffu;
   Policy p;
@@ -1093,11 +1083,11 @@ TEST_F(FastpathTest, InterfaceAndCompartmentMatchTheAttachedVeth) {
            {eq(Field::EtherType, kExp2), eq(Field::InterfaceMac, mac_value(kXfpMac))}, 10)
       .add("rest", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp1)}, 1)
       .add("rest2", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp2)}, 1);
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
   Sent sent;
   sent.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp1), true);
   sent.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp2), true);
-  FP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
+  XFP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
   expect_exactly_permitted(sent, receive_marked(*xfp_sock_, sent.permitted.size()));
   EXPECT_EQ(dp->filter_counters(p.slot("here")).frames, 1u) << "interface or compartment did not match";
   EXPECT_EQ(dp->filter_counters(p.slot("mac")).frames, 1u) << "interface MAC did not match";
@@ -1119,15 +1109,15 @@ TEST_F(FastpathTest, CompartmentIsTheAttachingThreadsNamespace) {
     attached = dp->attach(xfp_if());
   });
   control.join();
-  FP_ASSERT_OK(attached);
+  XFP_ASSERT_OK(attached);
   const uint64_t compartment = xfp_ns_->inode() & 0xffffffffu;
   Policy p;
   p.add("here", Layer::Inbound, Action::Block, {eq(Field::EtherType, kExp1), eq(Field::Compartment, compartment)});
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
   Sent sent;
   sent.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp1), false);
   sent.add(FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(kExp2), true);
-  FP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
+  XFP_ASSERT_OK(peer_sock_->send_frames(sent.all()));
   expect_exactly_permitted(sent, receive_marked(*xfp_sock_, sent.permitted.size()));
   EXPECT_EQ(dp->filter_counters(p.slot("here")).frames, 1u)
       << "the interface's compartment is not the inode of " << xfp_ns_->name();
@@ -1140,11 +1130,11 @@ TEST_F(FastpathTest, OneDatapathOnInterfacesInTwoNamespaces) {
   Datapath* dp = shared_datapath();
   ASSERT_NE(dp, nullptr);
   ASSERT_EQ(pair_->a().ifindex, pair_->b().ifindex) << "this case needs equal ifindexes";
-  FP_ASSERT_OK(attach(*dp));
+  XFP_ASSERT_OK(attach(*dp));
   {
     auto inside = ScopedNetnsEnter::enter(*peer_ns_);
-    FP_ASSERT_OK(inside);
-    FP_ASSERT_OK(dp->attach(peer_if()));
+    XFP_ASSERT_OK(inside);
+    XFP_ASSERT_OK(dp->attach(peer_if()));
   }
   // Detach the peer end from inside its own namespace, whatever happens below.
   OnScopeExit detach_peer([&] {
@@ -1163,7 +1153,7 @@ TEST_F(FastpathTest, OneDatapathOnInterfacesInTwoNamespaces) {
         {eq(Field::EtherType, kExp1), eq(Field::Compartment, xfp_compartment)})
       .add("iface_mac", Layer::Inbound, Action::Block,
            {eq(Field::EtherType, kExp2), eq(Field::InterfaceMac, mac_value(kXfpMac))});
-  FP_ASSERT_OK(install(*dp, p));
+  XFP_ASSERT_OK(install(*dp, p));
 
   Sent to_xfp, to_peer;
   for (const bool to_xfp_side : {true, false}) {
@@ -1175,8 +1165,8 @@ TEST_F(FastpathTest, OneDatapathOnInterfacesInTwoNamespaces) {
     s.add(FrameBuilder().dst(dst).src(src).ethertype(kExp2), !to_xfp_side);
     s.add(FrameBuilder().dst(dst).src(src).ethertype(kExp3), true);
   }
-  FP_ASSERT_OK(peer_sock_->send_frames(to_xfp.all()));
-  FP_ASSERT_OK(xfp_sock_->send_frames(to_peer.all()));
+  XFP_ASSERT_OK(peer_sock_->send_frames(to_xfp.all()));
+  XFP_ASSERT_OK(xfp_sock_->send_frames(to_peer.all()));
   {
     SCOPED_TRACE("into the xfp namespace");
     expect_exactly_permitted(to_xfp, receive_marked(*xfp_sock_, to_xfp.permitted.size()));

@@ -30,6 +30,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/assert_ok.hpp"
 #include "support/frame_builder.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
@@ -51,12 +52,6 @@ using test::PacketSocket;
 using test::ScopedNetnsEnter;
 using test::VethOptions;
 using test::VethPair;
-
-#define RJ_ASSERT_OK(expr)                                                        \
-  do {                                                                            \
-    const auto& rj_assert_r_ = (expr);                                            \
-    ASSERT_TRUE(rj_assert_r_.ok()) << #expr << ": " << rj_assert_r_.error().message; \
-  } while (0)
 
 constexpr Mac kPeerMac{0x02, 0x00, 0x00, 0x00, 0x1a, 0x01};   // v0
 constexpr Mac kXMac{0x02, 0x00, 0x00, 0x00, 0x1b, 0x01};      // v1 = X
@@ -148,10 +143,10 @@ class ReinjectTest : public ::testing::Test {
   void SetUp() override {
     XFP_REQUIRE_ROOT();
     auto peer = NetNs::create();
-    RJ_ASSERT_OK(peer);
+    XFP_ASSERT_OK(peer);
     peer_ns_.emplace(std::move(peer).value());
     auto x = NetNs::create();
-    RJ_ASSERT_OK(x);
+    XFP_ASSERT_OK(x);
     x_ns_.emplace(std::move(x).value());
     VethOptions opt;
     opt.mac_a = kPeerMac;
@@ -159,7 +154,7 @@ class ReinjectTest : public ::testing::Test {
     opt.ipv4_a = std::string(kPeerIp) + "/24";
     opt.ipv4_b = std::string(kXIp) + "/24";
     auto pair = VethPair::create(*peer_ns_, *x_ns_, opt);
-    RJ_ASSERT_OK(pair);
+    XFP_ASSERT_OK(pair);
     pair_.emplace(std::move(pair).value());
   }
 
@@ -187,17 +182,17 @@ class ReinjectTest : public ::testing::Test {
     ReinjectOptions o;
     o.method = method;
     auto l = create_in_x(o);
-    RJ_ASSERT_OK(l);
+    XFP_ASSERT_OK(l);
     link_ = std::move(l).value();
-    RJ_ASSERT_OK(link_->add_target(x_ifindex()));
+    XFP_ASSERT_OK(link_->add_target(x_ifindex()));
     auto rx = PacketSocket::open(*x_ns_, x_if());
-    RJ_ASSERT_OK(rx);
+    XFP_ASSERT_OK(rx);
     rx_.emplace(std::move(rx).value());
     auto tx = PacketSocket::open(*x_ns_, link_->ifname_a());
-    RJ_ASSERT_OK(tx);
+    XFP_ASSERT_OK(tx);
     tx_.emplace(std::move(tx).value());
     auto wire = PacketSocket::open(*peer_ns_, pair_->a().name);
-    RJ_ASSERT_OK(wire);
+    XFP_ASSERT_OK(wire);
     wire_.emplace(std::move(wire).value());
   }
 
@@ -231,7 +226,7 @@ TEST_F(ReinjectTest, DeliversFramesUnchangedOnTargetAndNothingLeavesOnTheWire) {
   start();
   ASSERT_FALSE(HasFatalFailure());
   auto v0_before = test::read_link_stats(*peer_ns_, pair_->a().name);
-  RJ_ASSERT_OK(v0_before);
+  XFP_ASSERT_OK(v0_before);
 
   std::vector<Frame> frames;
   frames.push_back(FrameBuilder().dst(kXMac).src(kPeerMac).marker(0).build());  // 60 bytes
@@ -242,7 +237,7 @@ TEST_F(ReinjectTest, DeliversFramesUnchangedOnTargetAndNothingLeavesOnTheWire) {
   frames.push_back(FrameBuilder().dst(kOtherMac).src(kPeerMac).ipv4().udp().marker(5).build());
   ASSERT_EQ(frames[0].size(), 60u);
   ASSERT_EQ(frames[1].size(), 1514u);
-  for (const Frame& f : frames) RJ_ASSERT_OK(tx_->send_frame(with_trailer(f, x_ifindex())));
+  for (const Frame& f : frames) XFP_ASSERT_OK(tx_->send_frame(with_trailer(f, x_ifindex())));
 
   auto got = receive_by_marker(*rx_, frames.size());
   for (uint32_t i = 0; i < frames.size(); ++i) {
@@ -257,10 +252,10 @@ TEST_F(ReinjectTest, DeliversFramesUnchangedOnTargetAndNothingLeavesOnTheWire) {
 
   // Injected into X's ingress: the peer behind X's wire sees nothing.
   auto on_wire = wire_->receive(kQuietWindow, has_marker);
-  RJ_ASSERT_OK(on_wire);
+  XFP_ASSERT_OK(on_wire);
   EXPECT_TRUE(on_wire->empty()) << on_wire->size() << " injected frames left X on the wire";
   auto v0_after = test::read_link_stats(*peer_ns_, pair_->a().name);
-  RJ_ASSERT_OK(v0_after);
+  XFP_ASSERT_OK(v0_after);
   EXPECT_EQ(v0_after->rx_packets, v0_before->rx_packets);
 }
 
@@ -271,15 +266,15 @@ TEST_F(ReinjectTest, DropsAndCountsFramesWithoutAValidTrailer) {
   Frame runt = with_trailer(FrameBuilder().dst(kXMac).src(kPeerMac).pad_to(0).build(), x_ifindex());
   runt.resize(14 + sizeof(xfp_reinject_trailer) - 1);  // one byte short of header + trailer
 
-  RJ_ASSERT_OK(tx_->send_frame(with_trailer(base, x_ifindex(), 0xdeadbeef)));  // bad magic
-  RJ_ASSERT_OK(tx_->send_frame(base));                                          // no trailer
-  RJ_ASSERT_OK(tx_->send_frame(runt));                                          // too short
-  RJ_ASSERT_OK(tx_->send_frame(with_trailer(base, 0)));                         // no target
-  RJ_ASSERT_OK(tx_->send_frame(with_trailer(base, 9999)));                      // no such interface
-  RJ_ASSERT_OK(tx_->send_frame(with_trailer(base, 1)));                         // lo: not a target
+  XFP_ASSERT_OK(tx_->send_frame(with_trailer(base, x_ifindex(), 0xdeadbeef)));  // bad magic
+  XFP_ASSERT_OK(tx_->send_frame(base));                                          // no trailer
+  XFP_ASSERT_OK(tx_->send_frame(runt));                                          // too short
+  XFP_ASSERT_OK(tx_->send_frame(with_trailer(base, 0)));                         // no target
+  XFP_ASSERT_OK(tx_->send_frame(with_trailer(base, 9999)));                      // no such interface
+  XFP_ASSERT_OK(tx_->send_frame(with_trailer(base, 1)));                         // lo: not a target
 
   auto got = rx_->receive(kArriveWindow, has_marker);
-  RJ_ASSERT_OK(got);
+  XFP_ASSERT_OK(got);
   EXPECT_TRUE(got->empty()) << got->size() << " bad frames were delivered";
   const ReinjectCounters c = link_->counters();
   EXPECT_EQ(c.bad(), 4u);
@@ -297,7 +292,7 @@ TEST_F(ReinjectTest, UdpSocketBoundToTargetReceivesTheInjectedDatagram) {
   int fd = -1;
   {
     auto inside = ScopedNetnsEnter::enter(*x_ns_);
-    RJ_ASSERT_OK(inside);
+    XFP_ASSERT_OK(inside);
     fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   }
   ASSERT_GE(fd, 0) << std::strerror(errno);
@@ -318,8 +313,8 @@ TEST_F(ReinjectTest, UdpSocketBoundToTargetReceivesTheInjectedDatagram) {
     udp.dst_port = 5555;
     return FrameBuilder().dst(dst).src(kPeerMac).ipv4(ip).udp(udp).payload(text).build();
   };
-  RJ_ASSERT_OK(tx_->send_frame(with_trailer(udp_frame(kOtherMac, "not-for-x"), x_ifindex())));
-  RJ_ASSERT_OK(tx_->send_frame(with_trailer(udp_frame(kXMac, "injected-for-x"), x_ifindex())));
+  XFP_ASSERT_OK(tx_->send_frame(with_trailer(udp_frame(kOtherMac, "not-for-x"), x_ifindex())));
+  XFP_ASSERT_OK(tx_->send_frame(with_trailer(udp_frame(kXMac, "injected-for-x"), x_ifindex())));
 
   std::vector<std::string> received;
   for (;;) {
@@ -350,20 +345,20 @@ TEST_P(ReinjectXdpTest, GenericXdpOnTarget) {
   start(k.method);
   ASSERT_FALSE(HasFatalFailure());
   auto xdp = CountingXdp::load();
-  RJ_ASSERT_OK(xdp);
-  RJ_ASSERT_OK((*xdp)->attach(*x_ns_, x_if(), k.generic));
+  XFP_ASSERT_OK(xdp);
+  XFP_ASSERT_OK((*xdp)->attach(*x_ns_, x_if(), k.generic));
 
   // The program runs: a frame from the wire is counted once.
-  RJ_ASSERT_OK(wire_->send_frame(FrameBuilder().dst(kXMac).src(kPeerMac).marker(100).build()));
+  XFP_ASSERT_OK(wire_->send_frame(FrameBuilder().dst(kXMac).src(kPeerMac).marker(100).build()));
   auto wire_got = rx_->receive(kArriveWindow, has_marker, 1);
-  RJ_ASSERT_OK(wire_got);
+  XFP_ASSERT_OK(wire_got);
   ASSERT_EQ(wire_got->size(), 1u);
   const uint64_t before = (*xdp)->count();
   ASSERT_EQ(before, 1u);
 
   constexpr uint32_t kFrames = 5;
   for (uint32_t i = 0; i < kFrames; ++i)
-    RJ_ASSERT_OK(tx_->send_frame(with_trailer(FrameBuilder().dst(kXMac).src(kPeerMac).marker(i).build(), x_ifindex())));
+    XFP_ASSERT_OK(tx_->send_frame(with_trailer(FrameBuilder().dst(kXMac).src(kPeerMac).marker(i).build(), x_ifindex())));
   auto got = receive_by_marker(*rx_, kFrames);
   EXPECT_EQ(got.size(), kFrames) << "injected frames must reach X's sockets";
   const uint64_t seen = (*xdp)->count() - before;
@@ -396,13 +391,13 @@ INSTANTIATE_TEST_SUITE_P(Reinject, ReinjectXdpTest,
 
 TEST_F(ReinjectTest, SecondCreateReplacesTheFirstAndEachDestructorRemovesOnlyItsOwn) {
   auto first = create_in_x();
-  RJ_ASSERT_OK(first);
+  XFP_ASSERT_OK(first);
   const int first_a = (*first)->ifindex_a();
   auto second = create_in_x();
-  RJ_ASSERT_OK(second);
+  XFP_ASSERT_OK(second);
   EXPECT_NE((*second)->ifindex_a(), first_a);
   auto now = test::query_link(*x_ns_, "xfpinj0");
-  RJ_ASSERT_OK(now);
+  XFP_ASSERT_OK(now);
   EXPECT_EQ(now->ifindex, (*second)->ifindex_a());
   EXPECT_TRUE(now->up);
   EXPECT_EQ(now->mtu, 65535u);
@@ -410,17 +405,17 @@ TEST_F(ReinjectTest, SecondCreateReplacesTheFirstAndEachDestructorRemovesOnlyIts
   // The replaced object goes; the pair that replaced it stays and works.
   first->reset();
   auto still = test::query_link(*x_ns_, "xfpinj1");
-  RJ_ASSERT_OK(still);
+  XFP_ASSERT_OK(still);
   EXPECT_EQ(still->ifindex, (*second)->ifindex_b());
-  RJ_ASSERT_OK((*second)->add_target(x_ifindex()));
+  XFP_ASSERT_OK((*second)->add_target(x_ifindex()));
   auto rx = PacketSocket::open(*x_ns_, x_if());
-  RJ_ASSERT_OK(rx);
+  XFP_ASSERT_OK(rx);
   auto tx = PacketSocket::open(*x_ns_, "xfpinj0");
-  RJ_ASSERT_OK(tx);
+  XFP_ASSERT_OK(tx);
   const Frame f = FrameBuilder().dst(kXMac).src(kPeerMac).marker(7).build();
-  RJ_ASSERT_OK(tx->send_frame(with_trailer(f, x_ifindex())));
+  XFP_ASSERT_OK(tx->send_frame(with_trailer(f, x_ifindex())));
   auto got = rx->receive(kArriveWindow, has_marker, 1);
-  RJ_ASSERT_OK(got);
+  XFP_ASSERT_OK(got);
   ASSERT_EQ(got->size(), 1u);
   EXPECT_EQ(got->front(), f);
 
@@ -431,19 +426,19 @@ TEST_F(ReinjectTest, SecondCreateReplacesTheFirstAndEachDestructorRemovesOnlyIts
 
 // A killed daemon leaves its pair (and B's filters) behind: create() starts over.
 TEST_F(ReinjectTest, ReplacesAStalePairLeftInTheNamespace) {
-  RJ_ASSERT_OK(test::run_in_netns(*x_ns_, {"/usr/sbin/ip", "link", "add", "xfpinj0", "address", "02:00:00:00:5a:01",
+  XFP_ASSERT_OK(test::run_in_netns(*x_ns_, {"/usr/sbin/ip", "link", "add", "xfpinj0", "address", "02:00:00:00:5a:01",
                                            "type", "veth", "peer", "name", "xfpinj1", "address", "02:00:00:00:5a:02"}));
   auto stale = test::query_link(*x_ns_, "xfpinj0");
-  RJ_ASSERT_OK(stale);
+  XFP_ASSERT_OK(stale);
   start();
   ASSERT_FALSE(HasFatalFailure());
   auto now = test::query_link(*x_ns_, "xfpinj0");
-  RJ_ASSERT_OK(now);
+  XFP_ASSERT_OK(now);
   EXPECT_NE(now->ifindex, stale->ifindex);
   const Frame f = FrameBuilder().dst(kXMac).src(kPeerMac).marker(9).build();
-  RJ_ASSERT_OK(tx_->send_frame(with_trailer(f, x_ifindex())));
+  XFP_ASSERT_OK(tx_->send_frame(with_trailer(f, x_ifindex())));
   auto got = rx_->receive(kArriveWindow, has_marker, 1);
-  RJ_ASSERT_OK(got);
+  XFP_ASSERT_OK(got);
   ASSERT_EQ(got->size(), 1u);
   EXPECT_EQ(got->front(), f);
 }
@@ -458,10 +453,10 @@ TEST_F(ReinjectTest, ThePairCarriesNothingOfItsOwn) {
       EXPECT_EQ(*sysctl, "1\n") << name;
     }
     auto details = test::run_in_netns(*x_ns_, {"/usr/sbin/ip", "-o", "addr", "show", "dev", name});
-    RJ_ASSERT_OK(details);
+    XFP_ASSERT_OK(details);
     EXPECT_EQ(details->find("inet"), std::string::npos) << *details;
     auto flags = test::run_in_netns(*x_ns_, {"/usr/sbin/ip", "-o", "link", "show", "dev", name});
-    RJ_ASSERT_OK(flags);
+    XFP_ASSERT_OK(flags);
     EXPECT_NE(flags->find("NOARP"), std::string::npos) << *flags;
     EXPECT_EQ(flags->find("MULTICAST"), std::string::npos) << *flags;
   }

@@ -75,6 +75,7 @@ int main_cli(int argc, char** argv) {
   xfp filter add name no-arp ethertype eq arp action block
   xfp filter list
   xfp apply policy.xfp               a filter file, all or nothing
+  xfp callout load plugin.so         serve a callout key in user space
   xfp status --watch                 counters and rates, until Ctrl-C
 
 Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
@@ -233,6 +234,15 @@ Examples:
   auto* cunload = callout->add_subcommand("unload", "unload a plugin by name (its filters fall back to their fail action)");
   cunload->add_option("NAME", plugin_name, "the plugin's name, as `xfp callout list` shows it")->required();
   auto* clist = callout->add_subcommand("list", "list loaded plugins and their callouts");
+  callout->footer(R"(A callout is a plugin (a shared library with the C ABI of include/xfp/callout.h)
+that classifies, in the daemon, the frames of filters whose action is
+callout-terminating, callout-inspection or callout-unknown with its key. While
+no loaded plugin serves a key, its filters apply their fail action in the kernel.
+
+Examples:
+  xfp callout load build/plugins/libxfp_mac_allowlist.so --config allow=02:00:00:00:02:02
+  xfp callout list
+  xfp callout unload mac_allowlist)");
 
   // status / counters
   std::string watch_text;

@@ -20,6 +20,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -99,9 +101,57 @@ Status wait_for_rcu_grace_period() {
   return Ok{};
 }
 
+// An inbound attachment is made one of two ways: by libxdp (prog set; it
+// owns obj), or, when xfp takes over a killed daemon's program, by xfp itself
+// with libbpf (prog null; obj is ours and holds the loaded program), because
+// libxdp can only detach the old program and then attach, leaving a gap.
 struct XdpAttachment {
   xdp_program* prog = nullptr;
-  bpf_object* obj = nullptr;  // owned by prog once created
+  bpf_object* obj = nullptr;  // owned by prog once created; ours when !prog
+  xdp_attach_mode mode = XDP_MODE_UNSPEC;
+
+  bool direct() const { return prog == nullptr && obj != nullptr; }
+  int direct_fd() const { return bpf_program__fd(bpf_object__find_program_by_name(obj, kXdpProgName)); }
+  // Drops xfp's references (the program stays attached if it still is).
+  void release() {
+    if (prog) xdp_program__close(prog);  // closes obj too
+    else if (obj) bpf_object__close(obj);
+    prog = nullptr;
+    obj = nullptr;
+  }
+};
+
+// A descriptor closed on scope exit.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd = -1) : fd_(fd) {}
+  ~OwnedFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  OwnedFd(OwnedFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  OwnedFd& operator=(OwnedFd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) close(fd_);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// The kernel's mode flag for a libxdp mode (bpf_xdp_attach/detach).
+uint32_t xdp_mode_flag(xdp_attach_mode m) {
+  return m == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE : m == XDP_MODE_HW ? XDP_FLAGS_HW_MODE : XDP_FLAGS_DRV_MODE;
+}
+
+// A lone (legacy, no dispatcher) xfp_inbound on an interface: what a daemon
+// killed without detaching leaves behind. fd pins it for the replace.
+struct StaleXdp {
+  OwnedFd fd;
+  uint32_t id = 0;
   xdp_attach_mode mode = XDP_MODE_UNSPEC;
 };
 
@@ -158,6 +208,7 @@ struct Datapath::Impl {
   Status detach_tc(uint32_t ifindex, const TcAttachment& tc);
   Status detach_xdp(uint32_t ifindex, XdpAttachment& x);
   void remove_stale_xdp(uint32_t ifindex);
+  Result<XdpAttachment> take_over_xdp(uint32_t ifindex, uint32_t key, const StaleXdp& stale, bool& refused);
 };
 
 Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
@@ -231,8 +282,72 @@ void visit_attached_xdp(uint32_t ifindex, Visit visit) {
 
 }  // namespace
 
+namespace {
+
+// The interface's lone xfp_inbound, if that is what it carries (not libxdp's
+// dispatcher, not another tool's program). Read with the kernel's own query
+// rather than libxdp's, which needs the program's BTF metadata and a bpffs.
+std::optional<StaleXdp> find_stale_single_xdp(uint32_t ifindex) {
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) != 0) return std::nullopt;
+  StaleXdp stale;
+  if (q.attach_mode == XDP_ATTACHED_DRV) {
+    stale.id = q.drv_prog_id;
+    stale.mode = XDP_MODE_NATIVE;
+  } else if (q.attach_mode == XDP_ATTACHED_SKB) {
+    stale.id = q.skb_prog_id;
+    stale.mode = XDP_MODE_SKB;
+  } else {
+    return std::nullopt;  // nothing, offloaded, or several modes: not a killed xfp's
+  }
+  stale.fd = OwnedFd(bpf_prog_get_fd_by_id(stale.id));
+  if (stale.fd.get() < 0) return std::nullopt;  // gone meanwhile
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(stale.fd.get(), &info, &len) != 0) return std::nullopt;
+  if (std::strncmp(info.name, kXdpProgName, sizeof info.name) != 0) return std::nullopt;
+  return stale;
+}
+
+}  // namespace
+
+// Replaces `stale` by this attachment's copy in one netlink request
+// (XDP_FLAGS_REPLACE with the expected old program): the interface goes from
+// the old program to the new one with no moment in between, and the kernel
+// refuses (EEXIST) if the attached program is no longer `stale`.
+// `refused` tells a refused swap (worth the detach-then-attach fallback) from
+// a copy that does not even load (which libxdp would not load either: then
+// the stale program had better stay and go on enforcing the old policy).
+Result<XdpAttachment> Datapath::Impl::take_over_xdp(uint32_t ifindex, uint32_t key, const StaleXdp& stale,
+                                                    bool& refused) {
+  refused = false;
+  auto obj_or = open_copy(kXdpProgName, key);
+  if (!obj_or) return std::move(obj_or).error();
+  XdpAttachment x;
+  x.obj = *obj_or;
+  x.mode = stale.mode;
+  if (int err = bpf_object__load(x.obj); err != 0) {
+    x.release();
+    return errno_error("loading the XDP program (the stale xfp program stays attached)", -err);
+  }
+  refused = true;
+  LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = stale.fd.get());
+  int rc = bpf_xdp_attach(static_cast<int>(ifindex), x.direct_fd(), XDP_FLAGS_REPLACE | xdp_mode_flag(stale.mode), &o);
+  if (rc != 0) {
+    x.release();
+    return errno_error(fmt::format("replacing the stale XDP program {} in {} mode", stale.id,
+                                   stale.mode == XDP_MODE_NATIVE ? "native" : "generic"),
+                       -rc);
+  }
+  refused = false;
+  return x;
+}
+
 void Datapath::Impl::remove_stale_xdp(uint32_t ifindex) {
-  // A daemon killed without detaching leaves its program attached: replace it.
+  // A daemon killed without detaching leaves its program attached. Under the
+  // dispatcher, detaching it alone is libxdp's atomic rebuild of the
+  // dispatcher; a lone program reaches here only when take_over_xdp() could
+  // not replace it, and then it goes before the attach (a short gap).
   visit_attached_xdp(ifindex, [&](xdp_multiprog* mp, xdp_program* p, bool legacy) {
     if (std::strcmp(xdp_program__name(p), kXdpProgName) != 0) return false;
     spdlog::warn("ifindex {}: replacing a stale xfp XDP program{}", ifindex, legacy ? "" : " in the dispatcher");
@@ -280,6 +395,26 @@ Result<bpf_object*> Datapath::Impl::open_copy(const char* prog_name, uint32_t ke
 }
 
 Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader) {
+  if (auto stale = find_stale_single_xdp(ifindex)) {
+    // Take over in the stale program's mode: the kernel cannot hold a native
+    // and a generic program at once, so another mode means detaching first.
+    const bool mode_fits = mode == XdpMode::Auto || (mode == XdpMode::Native) == (stale->mode == XDP_MODE_NATIVE);
+    if (mode_fits) {
+      bool refused = false;
+      auto x = take_over_xdp(ifindex, key, *stale, refused);
+      if (x) {
+        spdlog::warn("ifindex {}: replaced a stale xfp XDP program (id {}) atomically", ifindex, stale->id);
+        loader = "single program (replaced a stale xfp program atomically)";
+        return x;
+      }
+      if (!refused) return std::move(x).error();
+      spdlog::warn("ifindex {}: {}; detaching it and attaching anew", ifindex, x.error().message);
+    } else {
+      spdlog::warn("ifindex {}: the stale xfp XDP program runs in {} mode, {} was asked for: detaching it first",
+                   ifindex, stale->mode == XDP_MODE_NATIVE ? "native" : "generic",
+                   mode == XdpMode::Native ? "native" : "generic");
+    }
+  }
   remove_stale_xdp(ifindex);
   std::vector<xdp_attach_mode> modes;
   if (mode != XdpMode::Generic) modes.push_back(XDP_MODE_NATIVE);
@@ -390,6 +525,16 @@ Status Datapath::Impl::detach_tc(uint32_t ifindex, const TcAttachment& tc) {
 }
 
 Status Datapath::Impl::detach_xdp(uint32_t ifindex, XdpAttachment& x) {
+  if (x.direct()) {
+    // Only if it is still ours: the kernel compares the attached program with
+    // the expected one in the same request (EEXIST: a later xfp took over).
+    LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = x.direct_fd());
+    int rc = bpf_xdp_detach(static_cast<int>(ifindex), XDP_FLAGS_REPLACE | xdp_mode_flag(x.mode), &o);
+    if (rc == -EEXIST) spdlog::info("ifindex {}: the XDP program was replaced; leaving it", ifindex);
+    x.release();
+    if (rc != 0 && rc != -EEXIST && rc != -ENODEV && rc != -ENOENT) return errno_error("detaching XDP", -rc);
+    return Ok{};
+  }
   // Detach only if our program is still the one attached (a later xfp may
   // have replaced it as stale).
   const uint32_t ours = xdp_program__id(x.prog);
@@ -400,8 +545,7 @@ Status Datapath::Impl::detach_xdp(uint32_t ifindex, XdpAttachment& x) {
   });
   int rc = attached ? xdp_program__detach(x.prog, static_cast<int>(ifindex), x.mode, 0) : 0;
   if (!attached) spdlog::info("ifindex {}: the XDP program was replaced; leaving it", ifindex);
-  xdp_program__close(x.prog);
-  x.prog = nullptr;
+  x.release();
   if (rc != 0 && rc != -ENODEV && rc != -ENOENT) return errno_error("detaching XDP", -rc);
   return Ok{};
 }
@@ -474,7 +618,7 @@ Status Datapath::detach(const std::string& ifname) {
     if (present) {
       if (Status s = impl_->detach_xdp(a.ifindex, ai.xdp); !s) result = std::move(s).error().context(ifname);
     } else {
-      xdp_program__close(ai.xdp.prog);
+      ai.xdp.release();
     }
   }
   if (a.outbound) {

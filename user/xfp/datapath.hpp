@@ -1,5 +1,6 @@
 // The loaded fast path: owns the BPF object (skeleton), the attachments
-// (XDP through libxdp, TC egress through libbpf) and the compiled-set maps.
+// (XDP through libxdp, or through libbpf when it takes over a killed daemon's
+// program atomically; TC egress through libbpf) and the compiled-set maps.
 // Move-only; destroying it detaches everything it attached.
 #pragma once
 
@@ -29,7 +30,9 @@ struct Attachment {
   bool inbound = false;
   bool outbound = false;
   std::string xdp_mode;    // "native" or "generic" (empty when !inbound)
-  std::string xdp_loader;  // "libxdp dispatcher" or "single program (dispatcher refused: ...)"
+  // "libxdp dispatcher", "single program (libxdp dispatcher refused: ...)"
+  // or "single program (replaced a stale xfp program atomically)"
+  std::string xdp_loader;
   uint32_t key = 0;          // attachment key (1..XFP_MAX_ATTACHMENTS-1): callouts' `iface`
   uint32_t compartment = 0;  // network namespace inode
   uint8_t mac[6] = {};

@@ -93,28 +93,6 @@ Result<std::vector<MaskedValue>> expand_condition(const Condition& c) {
   return out;
 }
 
-void put_mac(uint8_t* dst, uint64_t v) {
-  for (int i = 0; i < 6; ++i) dst[i] = static_cast<uint8_t>(v >> (8 * (5 - i)));
-}
-
-// Writes a field's value into its place in xfp_fields (host order for
-// integers, wire order for MACs).
-void put_field(xfp_fields& k, Field f, uint64_t v) {
-  switch (f) {
-    case Field::Interface: k.ifindex = static_cast<uint32_t>(v); break;
-    case Field::Compartment: k.compartment = static_cast<uint32_t>(v); break;
-    case Field::LocalMac: put_mac(k.local_mac, v); break;
-    case Field::RemoteMac: put_mac(k.remote_mac, v); break;
-    case Field::InterfaceMac: put_mac(k.iface_mac, v); break;
-    case Field::EtherType: k.ethertype = static_cast<uint16_t>(v); break;
-    case Field::Vlan: k.vlan = static_cast<uint16_t>(v); break;
-    case Field::InnerVlan: k.inner_vlan = static_cast<uint16_t>(v); break;
-    case Field::FrameLength: k.frame_len = static_cast<uint16_t>(v); break;
-    case Field::L2Flags: k.l2_flags = static_cast<uint16_t>(v); break;
-    case Field::LocalAddrType: k.local_addr_type = static_cast<uint8_t>(v); break;
-    case Field::RemoteAddrType: k.remote_addr_type = static_cast<uint8_t>(v); break;
-  }
-}
 
 using KeyBytes = std::array<uint8_t, sizeof(xfp_fields)>;
 
@@ -202,8 +180,8 @@ Status add_filter_entries(LayerBuilder& lb, const Filter& f, const xfp_match& m,
     xfp_fields key{}, mask{};
     for (size_t d = 0; d < dims.size(); ++d) {
       const MaskedValue& mv = (*dims[d])[idx[d]];
-      put_field(key, fields[d], mv.value & mv.mask);
-      put_field(mask, fields[d], mv.mask);
+      set_field_value(key, fields[d], mv.value & mv.mask);
+      set_field_value(mask, fields[d], mv.mask);
     }
     KeyBytes mb = to_bytes(mask);
     auto [it, inserted] = lb.tuple_ids.try_emplace(mb, static_cast<uint8_t>(lb.tuples.size()));

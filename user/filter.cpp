@@ -154,4 +154,55 @@ std::string all_field_names() {
   return out;
 }
 
+namespace {
+uint64_t mac_of(const uint8_t* m) {
+  uint64_t v = 0;
+  for (int i = 0; i < 6; ++i) v = v << 8 | m[i];
+  return v;
+}
+}  // namespace
+
+// ---- field values in xfp_fields ---------------------------------------------
+
+uint64_t field_value(Field field, const xfp_fields& f) {
+  uint64_t v = 0;
+  switch (field) {
+    case Field::Interface: v = f.ifindex; break;
+    case Field::Compartment: v = f.compartment; break;
+    case Field::LocalMac: v = mac_of(f.local_mac); break;
+    case Field::RemoteMac: v = mac_of(f.remote_mac); break;
+    case Field::InterfaceMac: v = mac_of(f.iface_mac); break;
+    case Field::EtherType: v = f.ethertype; break;
+    case Field::Vlan: v = f.vlan; break;
+    case Field::InnerVlan: v = f.inner_vlan; break;
+    case Field::FrameLength: v = f.frame_len; break;
+    case Field::L2Flags: v = f.l2_flags; break;
+    case Field::LocalAddrType: v = f.local_addr_type; break;
+    case Field::RemoteAddrType: v = f.remote_addr_type; break;
+  }
+  // The kernel compares under masks no wider than the field (a VLAN's 12
+  // bits of its u16), so bits above the width never take part.
+  return v & field_max(field);
+}
+
+void set_field_value(xfp_fields& k, Field f, uint64_t v) {
+  auto put_mac = [](uint8_t* dst, uint64_t m) {
+    for (int i = 0; i < 6; ++i) dst[i] = static_cast<uint8_t>(m >> (8 * (5 - i)));
+  };
+  switch (f) {
+    case Field::Interface: k.ifindex = static_cast<uint32_t>(v); break;
+    case Field::Compartment: k.compartment = static_cast<uint32_t>(v); break;
+    case Field::LocalMac: put_mac(k.local_mac, v); break;
+    case Field::RemoteMac: put_mac(k.remote_mac, v); break;
+    case Field::InterfaceMac: put_mac(k.iface_mac, v); break;
+    case Field::EtherType: k.ethertype = static_cast<uint16_t>(v); break;
+    case Field::Vlan: k.vlan = static_cast<uint16_t>(v); break;
+    case Field::InnerVlan: k.inner_vlan = static_cast<uint16_t>(v); break;
+    case Field::FrameLength: k.frame_len = static_cast<uint16_t>(v); break;
+    case Field::L2Flags: k.l2_flags = static_cast<uint16_t>(v); break;
+    case Field::LocalAddrType: k.local_addr_type = static_cast<uint8_t>(v); break;
+    case Field::RemoteAddrType: k.remote_addr_type = static_cast<uint8_t>(v); break;
+  }
+}
+
 }  // namespace xfp

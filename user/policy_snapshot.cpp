@@ -11,12 +11,6 @@
 namespace xfp {
 namespace {
 
-uint64_t mac_value(const uint8_t* mac) {
-  uint64_t v = 0;
-  for (int i = 0; i < 6; ++i) v = (v << 8) | mac[i];
-  return v;
-}
-
 bool test_matches(const PolicySnapshot::Test& t, uint64_t x) {
   switch (t.kind) {
     case PolicySnapshot::Test::kMaskedEqual: return (x & t.a) == t.b;
@@ -45,27 +39,6 @@ void record_callout(Decision& d, uint64_t filter_id) {
 }
 
 }  // namespace
-
-uint64_t field_value(Field field, const xfp_fields& f) {
-  uint64_t v = 0;
-  switch (field) {
-    case Field::Interface: v = f.ifindex; break;
-    case Field::Compartment: v = f.compartment; break;
-    case Field::LocalMac: v = mac_value(f.local_mac); break;
-    case Field::RemoteMac: v = mac_value(f.remote_mac); break;
-    case Field::InterfaceMac: v = mac_value(f.iface_mac); break;
-    case Field::EtherType: v = f.ethertype; break;
-    case Field::Vlan: v = f.vlan; break;
-    case Field::InnerVlan: v = f.inner_vlan; break;
-    case Field::FrameLength: v = f.frame_len; break;
-    case Field::L2Flags: v = f.l2_flags; break;
-    case Field::LocalAddrType: v = f.local_addr_type; break;
-    case Field::RemoteAddrType: v = f.remote_addr_type; break;
-  }
-  // The kernel compares under masks no wider than the field (a VLAN's 12
-  // bits of its u16), so bits above the width never take part.
-  return v & field_max(field);
-}
 
 // Mirrors expand_condition() in user/compiler.cpp: every case below names
 // the set of values the compiler's (value, mask) pairs cover, as one test.

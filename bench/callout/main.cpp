@@ -112,20 +112,8 @@ class Generator {
 };
 
 // ---- /proc/stat ---------------------------------------------------------------------
-struct CpuTimes {
-  uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-  uint64_t busy() const { return user + nice + system + irq + softirq; }  // steal is not our CPU
-  uint64_t total() const { return busy() + idle + iowait + steal; }
-};
-CpuTimes read_cpu_times() {
-  CpuTimes c;
-  if (auto s = xfpbench::read_file("/proc/stat")) {
-    std::istringstream in(*s);
-    std::string cpu;
-    in >> cpu >> c.user >> c.nice >> c.system >> c.idle >> c.iowait >> c.irq >> c.softirq >> c.steal;
-  }
-  return c;
-}
+using xfpbench::CpuTimes;
+using xfpbench::read_cpu_times;
 
 // ---- one throughput window ----------------------------------------------------------
 struct Snapshot {

@@ -268,4 +268,14 @@ bool write_json(const std::string& path, const nlohmann::json& j) {
   return write_file(path, j.dump(2) + "\n");
 }
 
+CpuTimes read_cpu_times() {
+  CpuTimes c;
+  if (auto s = read_file("/proc/stat")) {
+    std::istringstream in(*s);
+    std::string cpu;
+    in >> cpu >> c.user >> c.nice >> c.system >> c.idle >> c.iowait >> c.irq >> c.softirq >> c.steal;
+  }
+  return c;
+}
+
 }  // namespace xfpbench

@@ -67,6 +67,15 @@ int run_command(const std::vector<std::string>& argv, bool quiet = false,
                 std::string* output = nullptr);
 
 std::optional<std::string> read_file(const std::string& path);
+
+// The machine's CPU time from the first line of /proc/stat, in ticks.
+struct CpuTimes {
+  uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  uint64_t busy() const { return user + nice + system + irq + softirq; }  // steal is not our CPU
+  uint64_t kernel() const { return system + irq + softirq; }
+  uint64_t total() const { return busy() + idle + iowait + steal; }
+};
+CpuTimes read_cpu_times();
 bool write_file(const std::string& path, const std::string& text);
 
 // Writes `j` to `path` ("-" = stdout) with a trailing newline.

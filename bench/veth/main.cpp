@@ -133,21 +133,8 @@ class Generator {
 };
 
 // ---- CPU accounting -------------------------------------------------------------
-struct CpuTimes {
-  uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-  uint64_t total() const { return user + nice + system + idle + iowait + irq + softirq + steal; }
-  uint64_t kernel() const { return system + irq + softirq; }
-};
-
-CpuTimes read_cpu_times() {
-  CpuTimes c;
-  if (auto s = xfpbench::read_file("/proc/stat")) {
-    std::istringstream in(*s);
-    std::string cpu;
-    in >> cpu >> c.user >> c.nice >> c.system >> c.idle >> c.iowait >> c.irq >> c.softirq >> c.steal;
-  }
-  return c;
-}
+using xfpbench::CpuTimes;
+using xfpbench::read_cpu_times;
 
 struct ProgStats {
   uint32_t id = 0;

@@ -194,7 +194,9 @@ TEST_P(FieldTest, InboundBlocksMatchingFramesOnly) {
   const FieldCase& c = GetParam();
   install({filter(Action::Block, {c.condition})});
   EXPECT_EQ(run_inbound(c.matching), Verdict::Block);
-  if (!c.other.empty()) EXPECT_EQ(run_inbound(c.other), Verdict::Permit);
+  if (!c.other.empty()) {
+    EXPECT_EQ(run_inbound(c.other), Verdict::Permit);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFields, FieldTest, ::testing::ValuesIn(field_cases()),
@@ -228,7 +230,9 @@ TEST_P(MalformedTest, FlaggedAndBlockedByAMalformedFilterOnBothLayers) {
   install({in, out});
   LayerCounters before = datapath_->layer_counters(Layer::Inbound);
   EXPECT_EQ(run_inbound(GetParam().frame), Verdict::Block);
-  if (GetParam().skb_test_run_accepts) EXPECT_EQ(run_outbound(GetParam().frame), Verdict::Block);
+  if (GetParam().skb_test_run_accepts) {
+    EXPECT_EQ(run_outbound(GetParam().frame), Verdict::Block);
+  }
   LayerCounters after = datapath_->layer_counters(Layer::Inbound);
   EXPECT_EQ(after.c[XFP_CNT_MALFORMED] - before.c[XFP_CNT_MALFORMED], 1u);
   // A well-formed frame is not flagged.

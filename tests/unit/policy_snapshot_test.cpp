@@ -29,30 +29,10 @@ Condition cond(Field f, Match m, uint64_t v, uint64_t hi = 0, uint64_t mask = kF
   return Condition{f, m, v, hi, mask};
 }
 
-void put_mac(uint8_t* dst, uint64_t v) {
-  for (int i = 0; i < 6; ++i) dst[i] = static_cast<uint8_t>(v >> (8 * (5 - i)));
-}
-
-void set_field(xfp_fields& k, Field f, uint64_t v) {
-  switch (f) {
-    case Field::Interface: k.ifindex = static_cast<uint32_t>(v); break;
-    case Field::Compartment: k.compartment = static_cast<uint32_t>(v); break;
-    case Field::LocalMac: put_mac(k.local_mac, v); break;
-    case Field::RemoteMac: put_mac(k.remote_mac, v); break;
-    case Field::InterfaceMac: put_mac(k.iface_mac, v); break;
-    case Field::EtherType: k.ethertype = static_cast<uint16_t>(v); break;
-    case Field::Vlan: k.vlan = static_cast<uint16_t>(v); break;
-    case Field::InnerVlan: k.inner_vlan = static_cast<uint16_t>(v); break;
-    case Field::FrameLength: k.frame_len = static_cast<uint16_t>(v); break;
-    case Field::L2Flags: k.l2_flags = static_cast<uint16_t>(v); break;
-    case Field::LocalAddrType: k.local_addr_type = static_cast<uint8_t>(v); break;
-    case Field::RemoteAddrType: k.remote_addr_type = static_cast<uint8_t>(v); break;
-  }
-}
 
 xfp_fields fields_with(Field f, uint64_t v) {
   xfp_fields k{};
-  set_field(k, f, v);
+  set_field_value(k, f, v);
   return k;
 }
 

@@ -114,4 +114,11 @@ unsigned field_bits(Field f);
 inline uint64_t field_max(Field f) { return field_bits(f) >= 64 ? ~0ull : (1ull << field_bits(f)) - 1; }
 bool field_is_mac(Field f);
 
+// A field's value in a frame's xfp_fields as the compiled tables compare it:
+// MACs as 48-bit integers (first wire byte in bits 47..40), every value cut
+// to the field's width. set_field_value() is the inverse (host order for
+// integers, wire order for MACs); the compiler builds its keys with it.
+uint64_t field_value(Field field, const xfp_fields& fields);
+void set_field_value(xfp_fields& fields, Field field, uint64_t value);
+
 }  // namespace xfp

@@ -42,10 +42,6 @@
 
 namespace xfp {
 
-// A field's value as the compiled tables compare it: the integer of the
-// Condition model (MACs: first wire byte in bits 47..40), cut to the field's
-// width.
-uint64_t field_value(Field field, const xfp_fields& fields);
 
 // Exactly the frames the kernel's compiled tables match (user/compiler.cpp,
 // expand_condition): masked equality and prefixes; `ne` on a whole field is

@@ -101,21 +101,23 @@ Status wait_for_rcu_grace_period() {
   return Ok{};
 }
 
-// An inbound attachment is made one of two ways: by libxdp (prog set; it
-// owns obj), or, when xfp takes over a killed daemon's program, by xfp itself
-// with libbpf (prog null; obj is ours and holds the loaded program), because
-// libxdp can only detach the old program and then attach, leaving a gap.
+// An inbound attachment is made one of two ways: by libxdp (prog set; obj is
+// still ours: xdp_program__create() with opts.obj marks it external and
+// xdp_program__close() leaves it open), or, when xfp takes over a killed
+// daemon's program, by xfp itself with libbpf (prog null; obj is ours and
+// holds the loaded program), because libxdp can only detach the old program
+// and then attach, leaving a gap.
 struct XdpAttachment {
   xdp_program* prog = nullptr;
-  bpf_object* obj = nullptr;  // owned by prog once created; ours when !prog
+  bpf_object* obj = nullptr;  // ours in both cases; closed after prog
   xdp_attach_mode mode = XDP_MODE_UNSPEC;
 
   bool direct() const { return prog == nullptr && obj != nullptr; }
   int direct_fd() const { return bpf_program__fd(bpf_object__find_program_by_name(obj, kXdpProgName)); }
   // Drops xfp's references (the program stays attached if it still is).
   void release() {
-    if (prog) xdp_program__close(prog);  // closes obj too
-    else if (obj) bpf_object__close(obj);
+    if (prog) xdp_program__close(prog);  // does not close obj (external to libxdp)
+    if (obj) bpf_object__close(obj);
     prog = nullptr;
     obj = nullptr;
   }

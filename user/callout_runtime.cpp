@@ -149,8 +149,7 @@ void CalloutRuntime::detach(uint32_t key) {
 
 std::vector<WorkerStatus> CalloutRuntime::workers() const {
   std::vector<WorkerStatus> out;
-  auto& self = const_cast<CalloutRuntime&>(*this);
-  std::lock_guard lock(self.mu_);
+  std::lock_guard lock(mu_);
   for (auto& [key, itf] : interfaces_)
     for (size_t q = 0; q < itf.workers.size(); ++q) {
       const WorkerCounters& c = itf.workers[q]->counters();

@@ -157,10 +157,18 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
   }
 
   // Batches: probe each frame's first callout, then ask batch-capable
-  // callouts once for all the frames that reach them first.
+  // callouts once for all the frames that reach them first. The probe walks
+  // the policy a second time, so it runs only where the filter the kernel
+  // punted at names a batch callout (or the generation changed and that
+  // filter is unknown); other frames go to their callouts one by one, which
+  // gives the same verdicts.
   std::unordered_map<const Filter*, std::vector<uint32_t>> groups;
   for (uint32_t i = 0; i < n; ++i) {
     if (!slots[i].valid) continue;
+    const Filter* punted = snap->is_generation_of(slots[i].punt)
+                               ? snap->filter_at_rank(static_cast<Layer>(slots[i].punt.layer), slots[i].punt.rank)
+                               : nullptr;
+    if (punted && !callouts_.batch_capable(*punted)) continue;
     ProbeInvoker probe;
     bool rescanned = false;
     (void)evaluate(*snap, slots[i], probe, rescanned);

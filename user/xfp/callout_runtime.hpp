@@ -97,7 +97,7 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   Injector injector_;
   CalloutHost host_;
   PolicySnapshotPtr snapshot_;
-  std::mutex mu_;  // interfaces_, namespaces_
+  mutable std::mutex mu_;  // interfaces_, namespaces_
   std::map<uint32_t, Interface> interfaces_;  // by attachment key
   std::map<uint32_t, Namespace> namespaces_;  // by compartment
   std::mutex owners_mu_;

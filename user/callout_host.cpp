@@ -81,6 +81,11 @@ std::string status_text(int rc) {
     case XFP_STATUS_HANDLE_CLOSING: return "handle closing (XFP_STATUS_HANDLE_CLOSING)";
     case XFP_STATUS_HANDLE_STALE: return "handle stale (XFP_STATUS_HANDLE_STALE)";
     case XFP_STATUS_DROPPED: return "dropped (XFP_STATUS_DROPPED)";
+    case XFP_STATUS_PORT_DISCONNECTED: return "port disconnected (XFP_STATUS_PORT_DISCONNECTED)";
+    case XFP_STATUS_BUFFER_OVERFLOW: return "buffer overflow (XFP_STATUS_BUFFER_OVERFLOW)";
+    case XFP_STATUS_INSUFFICIENT_RESOURCES: return "insufficient resources (XFP_STATUS_INSUFFICIENT_RESOURCES)";
+    case XFP_STATUS_SHUTTING_DOWN: return "shutting down (XFP_STATUS_SHUTTING_DOWN)";
+    case XFP_STATUS_TIMEOUT: return "timeout (XFP_STATUS_TIMEOUT)";
     default: break;
   }
   if (rc < 0 && rc > -4096) return std::strerror(-rc);
@@ -219,6 +224,110 @@ struct HostApiCalls {
     }
   }
 
+  // ---- flows and redirect records: forwarded to the FlowService ----
+
+  static FlowService* process_flows() noexcept {
+    CalloutHost* host = g_process_host.load(std::memory_order_acquire);
+    return host ? host->flows_.load(std::memory_order_acquire) : nullptr;
+  }
+
+  // The plugin's own callout with this id, or null.
+  static const RegisteredCallout* own_callout(xfp_host* host, uint32_t callout_id) noexcept {
+    if (!host) return nullptr;
+    auto* plugin = static_cast<Plugin*>(host);
+    for (const auto& c : plugin->callouts)
+      if (c->id == callout_id) return c.get();
+    return nullptr;
+  }
+
+  static int flow_associate_context(xfp_host* host, uint64_t flow_handle, uint8_t layer, uint32_t callout_id,
+                                    uint64_t context) noexcept {
+    const RegisteredCallout* callout = own_callout(host, callout_id);
+    if (!callout) return -EINVAL;
+    FlowService* flows = static_cast<Plugin*>(host)->owner->flows_.load(std::memory_order_acquire);
+    if (!flows) return -EOPNOTSUPP;
+    return flows->associate_context(*callout, flow_handle, layer, context);
+  }
+
+  static int flow_remove_context(xfp_host* host, uint64_t flow_handle, uint8_t layer, uint32_t callout_id) noexcept {
+    const RegisteredCallout* callout = own_callout(host, callout_id);
+    if (!callout) return -EINVAL;
+    FlowService* flows = static_cast<Plugin*>(host)->owner->flows_.load(std::memory_order_acquire);
+    if (!flows) return -EOPNOTSUPP;
+    return flows->remove_context(*callout, flow_handle, layer);
+  }
+
+  static int flow_offload(xfp_host* host, const xfp_classify_item* item, uint32_t callout_id,
+                          uint32_t verdict) noexcept {
+    const RegisteredCallout* callout = own_callout(host, callout_id);
+    if (!callout || !item) return -EINVAL;
+    FlowService* flows = static_cast<Plugin*>(host)->owner->flows_.load(std::memory_order_acquire);
+    if (!flows) return -EOPNOTSUPP;
+    return flows->offload(*callout, item, verdict);
+  }
+
+  static int flow_offload_remove(xfp_host* host, uint64_t flow_handle, uint8_t layer) noexcept {
+    if (!host) return -EINVAL;
+    FlowService* flows = static_cast<Plugin*>(host)->owner->flows_.load(std::memory_order_acquire);
+    if (!flows) return -EOPNOTSUPP;
+    return flows->offload_remove(flow_handle, layer);
+  }
+
+  static int redirect_handle_create(xfp_host* host, xfp_redirect_handle** handle) noexcept {
+    if (!host || !handle) return -EINVAL;
+    auto* plugin = static_cast<Plugin*>(host);
+    FlowService* flows = plugin->owner->flows_.load(std::memory_order_acquire);
+    if (!flows) return -EOPNOTSUPP;
+    return flows->redirect_handle_create(plugin->name, handle);
+  }
+
+  static void redirect_handle_destroy(xfp_redirect_handle* handle) noexcept {
+    if (!handle) return;
+    if (FlowService* flows = process_flows()) flows->redirect_handle_destroy(handle);
+  }
+
+  static xfp_redirect_state redirect_state(const xfp_redirect_handle* handle, const xfp_classify_item* item) noexcept {
+    FlowService* flows = process_flows();
+    return flows && handle && item ? flows->redirect_state(handle, item) : XFP_NOT_REDIRECTED;
+  }
+
+  static int redirect_flow(xfp_redirect_handle* handle, xfp_classify_item* item, const char* ifname,
+                           const void* context, uint32_t context_len, uint32_t flags) noexcept {
+    if (!handle || !item || !ifname) return -EINVAL;
+    FlowService* flows = process_flows();
+    if (!flows) return -EOPNOTSUPP;
+    return flows->redirect_flow(handle, item, ifname, context, context_len, flags);
+  }
+
+  // ---- message ports: forwarded to the PortService ----
+
+  static PortService* process_ports() noexcept {
+    CalloutHost* host = g_process_host.load(std::memory_order_acquire);
+    return host ? host->ports_.load(std::memory_order_acquire) : nullptr;
+  }
+
+  static int port_create(xfp_host* host, const char* name, uint32_t max_connections, const xfp_port_ops* ops,
+                         void* port_ctx, xfp_port** port) noexcept {
+    if (!host || !name || !ops || !port) return -EINVAL;
+    auto* plugin = static_cast<Plugin*>(host);
+    PortService* ports = plugin->owner->ports_.load(std::memory_order_acquire);
+    if (!ports) return -EOPNOTSUPP;
+    return ports->create_port(plugin->name, name, max_connections, ops, port_ctx, port);
+  }
+
+  static void port_close(xfp_port* port) noexcept {
+    if (!port) return;
+    if (PortService* ports = process_ports()) ports->close_port(port);
+  }
+
+  static int port_send(xfp_port* port, uint64_t client, const void* message, uint32_t len, void* reply,
+                       uint32_t* reply_len, const int64_t* timeout_ns) noexcept {
+    if (!port || (len > 0 && !message) || (reply && !reply_len)) return -EINVAL;
+    PortService* ports = process_ports();
+    if (!ports) return XFP_STATUS_SHUTTING_DOWN;
+    return ports->send(port, client, message, len, reply, reply_len, timeout_ns);
+  }
+
   static void log(xfp_host* host, int level, const char* message) noexcept {
     try {
       std::string text = message ? message : "(null)";
@@ -262,6 +371,17 @@ constinit const xfp_host_api kHostApi = {
     .injection_state = &HostApiCalls::injection_state,
     .iface_by_name = &HostApiCalls::iface_by_name,
     .log = &HostApiCalls::log,
+    .flow_associate_context = &HostApiCalls::flow_associate_context,
+    .flow_remove_context = &HostApiCalls::flow_remove_context,
+    .flow_offload = &HostApiCalls::flow_offload,
+    .flow_offload_remove = &HostApiCalls::flow_offload_remove,
+    .redirect_handle_create = &HostApiCalls::redirect_handle_create,
+    .redirect_handle_destroy = &HostApiCalls::redirect_handle_destroy,
+    .redirect_state = &HostApiCalls::redirect_state,
+    .redirect_flow = &HostApiCalls::redirect_flow,
+    .port_create = &HostApiCalls::port_create,
+    .port_close = &HostApiCalls::port_close,
+    .port_send = &HostApiCalls::port_send,
 };
 }  // namespace
 
@@ -292,6 +412,16 @@ CalloutHost::~CalloutHost() {
   if (auto st = unload_all(); !st) spdlog::warn("{}", st.error().message);
   CalloutHost* self = this;
   g_process_host.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+}
+
+void CalloutHost::set_flow_service(FlowService* service) {
+  std::lock_guard lock(control_mutex_);
+  flows_.store(service, std::memory_order_release);
+}
+
+void CalloutHost::set_port_service(PortService* service) {
+  std::lock_guard lock(control_mutex_);
+  ports_.store(service, std::memory_order_release);
 }
 
 void CalloutHost::set_on_served(ServedFn on_served) {
@@ -494,7 +624,13 @@ Status CalloutHost::retire(Plugin& plugin, size_t served) {
       }
     }
   }
+  // No classify runs now: the callouts' flow contexts end while the plugin
+  // can still take their flow_delete calls.
+  if (FlowService* flows = flows_.load(std::memory_order_acquire))
+    for (const auto& c : plugin.callouts) flows->retire_callout(*c);
   if (plugin.init_succeeded && plugin.info->fini) plugin.info->fini(plugin.context);
+  if (PortService* ports = ports_.load(std::memory_order_acquire)) ports->close_all_of(plugin.name);
+  if (FlowService* flows = flows_.load(std::memory_order_acquire)) flows->destroy_all_of(plugin.name);
   if (InjectionService* service = injection_.load(std::memory_order_acquire)) service->destroy_all_of(plugin.name);
   return result;
 }

@@ -43,6 +43,13 @@ enum xfp_status {
 	XFP_STATUS_HANDLE_CLOSING = -10002, /* injection handle being destroyed */
 	XFP_STATUS_HANDLE_STALE = -10003,   /* wrong handle type (STATUS_FWP_INJECT_HANDLE_STALE) */
 	XFP_STATUS_DROPPED = -10004,        /* the frame could not be queued or sent */
+	/* Message ports (FltSendMessage's NTSTATUS values in comments). */
+	XFP_STATUS_PORT_DISCONNECTED = -10005,       /* STATUS_PORT_DISCONNECTED: the client is gone */
+	XFP_STATUS_BUFFER_OVERFLOW = -10006,         /* STATUS_BUFFER_OVERFLOW: reply longer than the buffer */
+	XFP_STATUS_INSUFFICIENT_RESOURCES = -10007,  /* STATUS_INSUFFICIENT_RESOURCES */
+	XFP_STATUS_SHUTTING_DOWN = -10008,           /* the port or the daemon is closing (STATUS_FLT_DELETING_OBJECT) */
+	/* Success-class codes are positive. STATUS_TIMEOUT is 0x102 in NT too. */
+	XFP_STATUS_TIMEOUT = 258,                    /* the wait expired: nothing delivered, or no reply */
 };
 
 /* ---- frames (NET_BUFFER_LIST counterparts) ------------------------------- */
@@ -182,6 +189,74 @@ enum xfp_injection_type {
  */
 typedef void (*xfp_inject_complete_fn)(void *completion_ctx, struct xfp_frame *frame, int status);
 
+/* ---- flows (FwpsFlowAssociateContext0, FwpsFlowRemoveContext0) ---------- */
+
+/*
+ * A flow is the set of frames with one flow key: the attachment, the outer
+ * VLAN id, the MAC pair, the EtherType, and the IPv4/IPv6 protocol and ports
+ * when present. Both directions of a conversation share it (the key orders
+ * the two endpoints). xfp_metadata.flow_handle names it; 0 means the frame
+ * has no flow (malformed). docs/ARCHITECTURE.md, "Flows", has the details.
+ *
+ * associate_context: gives `callout_id` (from register_callout, a callout of
+ * this plugin that has a flow_delete hook) the context `context` on the flow
+ * at `layer`. One context per flow, layer and callout; many callouts per
+ * flow. 0, or -EEXIST (the callout already has one: remove it first),
+ * -EINVAL (not this plugin's callout, no flow_delete hook, or context 0),
+ * -ENOENT (the flow has ended or was never seen).
+ *
+ * remove_context: 0, and flow_delete runs for the context, at once or, when
+ * a classify on that flow is in progress, when it returns (never inside
+ * remove_context itself); -ENOENT when the callout has no context there.
+ *
+ * Whatever ends a flow (idle timeout, TCP FIN or RST, eviction from the
+ * bounded flow table, its interface detached, the callout's plugin unloaded,
+ * the daemon stopping) calls flow_delete exactly once per context.
+ */
+
+/* Verdicts a callout may hand to the kernel for a whole flow. */
+enum xfp_flow_verdict {
+	XFP_FLOW_VERDICT_PERMIT = 1,
+	XFP_FLOW_VERDICT_BLOCK = 2,
+	XFP_FLOW_VERDICT_REDIRECT = 3, /* to redirect_ifname (see redirect_flow) */
+};
+
+/* ---- redirect records (SIO_QUERY_WFP_CONNECTION_REDIRECT_*) ------------- */
+
+/* FWPS_CONNECTION_REDIRECT_STATE: a flow seen from a redirect handle. */
+enum xfp_redirect_state {
+	XFP_NOT_REDIRECTED = 0,
+	XFP_REDIRECTED_BY_SELF = 1,             /* the latest record is this handle's */
+	XFP_REDIRECTED_BY_OTHER = 2,            /* the latest record is another's; none is this handle's */
+	XFP_PREVIOUSLY_REDIRECTED_BY_SELF = 3,  /* a record of this handle, but not the latest */
+};
+
+struct xfp_redirect_handle;
+
+/* ---- message ports (FltCreateCommunicationPort, FltSendMessage) --------- */
+
+struct xfp_port; /* a server port created by the plugin */
+
+/*
+ * The port's callbacks run on the port's own thread, never on a worker. They
+ * must not block, and must not call port_send with a reply buffer (the port
+ * thread is what receives replies: it would wait for itself).
+ *
+ * connect: a client asks to connect with its context bytes. Return 0 to
+ *   accept (*connection_cookie, initially NULL, is handed to the other two),
+ *   or a negative errno to refuse (the client gets -ECONNREFUSED).
+ * disconnect: an accepted client went away. Once per accepted client.
+ * message: the client's xfp_port_send(). Write at most out_cap bytes to `out`
+ *   and set *out_len; return 0, or a negative errno the client receives.
+ */
+struct xfp_port_ops {
+	int (*connect)(void *port_ctx, uint64_t client, const void *context, uint32_t context_len,
+		       void **connection_cookie);
+	void (*disconnect)(void *port_ctx, uint64_t client, void *connection_cookie);
+	int (*message)(void *port_ctx, uint64_t client, void *connection_cookie, const void *in, uint32_t in_len,
+		       void *out, uint32_t out_cap, uint32_t *out_len); /* may be NULL: clients get -ENOTSUP */
+};
+
 /* ---- the host's function table ------------------------------------------ */
 
 struct xfp_host; /* opaque: this plugin's handle in the daemon */
@@ -241,6 +316,85 @@ struct xfp_host_api {
 
 	/* Logging into the daemon's log. level: 0 debug, 1 info, 2 warn, 3 error. */
 	void (*log)(struct xfp_host *host, int level, const char *message);
+
+	/* Flow contexts: see "flows" above. */
+	int (*flow_associate_context)(struct xfp_host *host, uint64_t flow_handle, uint8_t layer,
+				      uint32_t callout_id, uint64_t context);
+	int (*flow_remove_context)(struct xfp_host *host, uint64_t flow_handle, uint8_t layer, uint32_t callout_id);
+
+	/*
+	 * Flow-verdict offload. Hands the verdict of the item's flow to the
+	 * kernel: once the item's own arbitration has finished with the same
+	 * decision, later frames of the flow at the item's layer are decided in
+	 * XDP/TC (XFP_FLOW_VERDICT_PERMIT / _BLOCK; _REDIRECT goes through
+	 * redirect_flow) without reaching user space. Call from classify only,
+	 * by the callout `callout_id` of this plugin. 0 (the request is recorded),
+	 * -EINVAL, -ENOENT (no flow), -EPERM (the callout has no action right on
+	 * this frame). A filter change that would change the flow's decision
+	 * takes the verdict back (the flow is punted again); so does
+	 * flow_offload_remove (0 or -ENOENT).
+	 */
+	int (*flow_offload)(struct xfp_host *host, const struct xfp_classify_item *item, uint32_t callout_id,
+			    uint32_t verdict);
+	int (*flow_offload_remove)(struct xfp_host *host, uint64_t flow_handle, uint8_t layer);
+
+	/*
+	 * Redirect records. A handle is a redirector's identity. redirect_state
+	 * tells how the item's flow was redirected so far (its records come with
+	 * the flow: a proxy that forwards onward sets them on its new flow with
+	 * libxfp-client or `xfp redirect set`). redirect_flow sends the item's
+	 * frame to `ifname` (an interface in the namespace of the item's
+	 * interface, e.g. a veth into a proxy's namespace) and appends a record
+	 * of the handle, carrying `context` (at most XFP_REDIRECT_CONTEXT_MAX
+	 * bytes, copied), to the flow; with XFP_REDIRECT_OFFLOAD, later frames
+	 * of the flow go there from the kernel. The item's frame is then the
+	 * host's: it counts as absorbed. 0, -EINVAL, -ENODEV (no such
+	 * interface), -EALREADY (this handle's record is already on the flow:
+	 * redirecting again would loop), -ENOENT (no flow).
+	 */
+	int (*redirect_handle_create)(struct xfp_host *host, struct xfp_redirect_handle **handle);
+	void (*redirect_handle_destroy)(struct xfp_redirect_handle *handle);
+	enum xfp_redirect_state (*redirect_state)(const struct xfp_redirect_handle *handle,
+						   const struct xfp_classify_item *item);
+	int (*redirect_flow)(struct xfp_redirect_handle *handle, struct xfp_classify_item *item, const char *ifname,
+			     const void *context, uint32_t context_len, uint32_t flags);
+
+	/*
+	 * Message ports. port_create makes the socket /run/xfp/ports/NAME (name:
+	 * [A-Za-z0-9._-], at most 63 bytes; the daemon's --port-dir and
+	 * --port-group apply) that at most max_connections clients may hold at
+	 * once. 0, -EEXIST (a live port of that name), -EINVAL, or an errno of
+	 * the socket. port_close closes every client (their disconnect callbacks
+	 * run; waiting senders get XFP_STATUS_PORT_DISCONNECTED) and the port.
+	 * The host closes a plugin's ports left open at unload, after fini.
+	 *
+	 * port_send (FltSendMessage): sends `len` bytes (at most
+	 * XFP_PORT_MAX_MESSAGE) to `client`. Delivered at once when the client is
+	 * waiting for a message, otherwise the sender waits. With `reply` it then
+	 * waits for the reply: *reply_len is the buffer's size in and the reply's
+	 * length out. The reply buffer receives exactly the bytes the client
+	 * passed to xfp_port_reply(): size it as that payload (no header; see
+	 * the padding pitfall in docs/ARCHITECTURE.md). `timeout_ns`: NULL or 0
+	 * waits without end; negative is a relative duration; positive an
+	 * absolute CLOCK_REALTIME time, as the seed's LARGE_INTEGER.
+	 * Returns 0; XFP_STATUS_TIMEOUT (success class: nothing delivered or no
+	 * reply received); XFP_STATUS_PORT_DISCONNECTED; XFP_STATUS_BUFFER_OVERFLOW
+	 * (the buffer holds the reply's first bytes, *reply_len the full length);
+	 * XFP_STATUS_INSUFFICIENT_RESOURCES; XFP_STATUS_SHUTTING_DOWN (the port is
+	 * closing or the daemon stopping: every waiting sender is released);
+	 * -EINVAL. Never call it from classify: it blocks (absorb the frame and
+	 * send from a thread of the plugin's own).
+	 */
+	int (*port_create)(struct xfp_host *host, const char *name, uint32_t max_connections,
+			   const struct xfp_port_ops *ops, void *port_ctx, struct xfp_port **port);
+	void (*port_close)(struct xfp_port *port);
+	int (*port_send)(struct xfp_port *port, uint64_t client, const void *message, uint32_t len, void *reply,
+			 uint32_t *reply_len, const int64_t *timeout_ns);
+};
+
+#define XFP_REDIRECT_CONTEXT_MAX 256
+enum xfp_redirect_flag {
+	XFP_REDIRECT_OFFLOAD = 1u << 0, /* later frames of the flow are redirected by the kernel */
 };
 
 /* ---- the plugin's export ------------------------------------------------ */

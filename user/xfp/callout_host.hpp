@@ -33,7 +33,9 @@
 #include "xfp/callout.h"
 #include "xfp/compiler.hpp"
 #include "xfp/filter.hpp"
+#include "xfp/flow_service.hpp"
 #include "xfp/injection_service.hpp"
+#include "xfp/port_service.hpp"
 #include "xfp/result.hpp"
 
 namespace xfp {
@@ -187,6 +189,12 @@ class CalloutHost {
   // handle fails with -EOPNOTSUPP and injecting with XFP_STATUS_NOT_READY.
   void set_injection_service(InjectionService* service);
   void set_iface_resolver(IfaceResolver resolver);
+  // Not owned; must outlive the host's plugins. Without one, the ABI's flow
+  // and redirect functions return -EOPNOTSUPP (redirect_state: NOT_REDIRECTED).
+  void set_flow_service(FlowService* service);
+  // Not owned; must outlive the host's plugins. Without one, port_create
+  // returns -EOPNOTSUPP.
+  void set_port_service(PortService* service);
 
   // The callout with this id, if a loaded plugin serves it. Lock-free.
   CalloutRef acquire(uint16_t id) noexcept {
@@ -232,6 +240,8 @@ class CalloutHost {
   Plugin* loading_ = nullptr;                     // whose init is running
   ServedFn on_served_;
   std::atomic<InjectionService*> injection_{nullptr};
+  std::atomic<FlowService*> flows_{nullptr};
+  std::atomic<PortService*> ports_{nullptr};
 
   mutable std::mutex resolver_mutex_;
   IfaceResolver iface_resolver_;

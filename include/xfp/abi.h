@@ -177,7 +177,7 @@ struct xfp_set_header {
  */
 struct xfp_config {
 	__u32 active_bank;
-	__u32 pad;
+	__u32 offload_layers; /* bit per enum xfp_layer: flow offloads may exist there */
 	__u64 generation;
 };
 
@@ -207,7 +207,14 @@ enum xfp_layer_counter {
 	XFP_CNT_BYTES = 7,       /* bytes classified */
 	XFP_CNT_PUNT = 8,        /* frames sent to a callout in user space */
 	XFP_CNT_PUNT_FAIL = 9,   /* punt refused (no room for metadata, redirect failed) */
-	XFP_CNT_COUNT = 10,
+	/* Flow-verdict offload (counted only while the layer's offload bit is set). */
+	XFP_CNT_OFFLOAD_PERMIT = 10,   /* decided by an offload entry: permit */
+	XFP_CNT_OFFLOAD_BLOCK = 11,    /* decided by an offload entry: block */
+	XFP_CNT_OFFLOAD_REDIRECT = 12, /* decided by an offload entry: redirect */
+	XFP_CNT_OFFLOAD_MISS = 13,     /* looked up, no entry (or no flow): classified */
+	XFP_CNT_OFFLOAD_STALE = 14,    /* entry of another policy generation: ignored, classified */
+	XFP_CNT_FLOW_FIN_RST = 15,     /* TCP FIN or RST of an offloaded flow: classified, not offloaded */
+	XFP_CNT_COUNT = 16,
 };
 
 struct xfp_layer_counters {
@@ -267,6 +274,90 @@ enum xfp_reinject_counter {
 	XFP_REINJECT_COUNT = 3,
 };
 
+/*
+ * Flows. A flow is the set of frames with one flow key: the attachment, the
+ * outer VLAN id, the EtherType, the MAC pair and, for IPv4/IPv6, the IP
+ * version, the protocol, the addresses and the TCP/UDP/SCTP ports. Both
+ * directions share a key: the two endpoints (address, port, MAC) are stored
+ * in a canonical order (the lower by (address, port, MAC) first; without IP
+ * the addresses and ports are zero, so the MACs decide). The key does not
+ * hold the layer: the same conversation has one key (and one handle) at the
+ * inbound and the outbound layer. include/xfp/flow_key.h extracts it from a
+ * frame, for BPF and C++ alike, and hashes it into the 64-bit flow handle
+ * (never 0; 0 means "no flow": a malformed frame).
+ *
+ * Details: IPv4 addresses fill the first 4 bytes of addr_*, the rest is zero;
+ * a fragment (IPv4 MF or offset, an IPv6 fragment header) keeps protocol and
+ * addresses but has no ports; an 802.3 length (LLC) frame has EtherType 0;
+ * more than two tags: EtherType is the third TPID, no IP. Ports and
+ * EtherType are host order, addresses and MACs wire order.
+ */
+struct xfp_flow_key {
+	__u8 addr_a[16];  /* IPv4/IPv6 address of endpoint a (the lower) */
+	__u8 addr_b[16];
+	__u8 mac_a[6];    /* endpoint a's MAC (source or destination of the frame) */
+	__u8 mac_b[6];
+	__u16 port_a;     /* TCP/UDP/SCTP port of endpoint a, 0 without */
+	__u16 port_b;
+	__u32 iface;      /* attachment key (xfp_metadata.iface, xfp_punt_meta.iface) */
+	__u16 vlan;       /* outer tag's VID, 0 untagged */
+	__u16 ethertype;  /* after at most two tags; 0 for LLC */
+	__u8 ip_version;  /* 4, 6, or 0 without IP */
+	__u8 protocol;    /* IPv4 protocol / IPv6 upper-layer next header, 0 without IP */
+	__u8 pad[6];      /* zero */
+};
+
+/*
+ * Flow-verdict offload (xfp_offload_v1, an LRU hash sized by user space):
+ * while the layer's bit is set in xfp_config.offload_layers, XDP and TC look
+ * the frame's (flow key, layer) up before classification. An entry valid
+ * for the active compiled set's generation decides the frame (permit, block
+ * or redirect to redirect_ifindex), and its counters move. TCP FIN and RST
+ * frames are never decided by an entry: they are classified (and punted,
+ * when a callout asks) so that user space sees the flow end.
+ */
+struct xfp_offload_key {
+	struct xfp_flow_key flow;
+	__u8 layer;   /* enum xfp_layer */
+	__u8 pad[7];  /* zero */
+};
+
+/* Same values as enum xfp_flow_verdict in callout.h. */
+enum xfp_offload_verdict {
+	XFP_OFFLOAD_PERMIT = 1,   /* XDP_PASS / TC_ACT_OK */
+	XFP_OFFLOAD_BLOCK = 2,    /* XDP_DROP / TC_ACT_SHOT */
+	XFP_OFFLOAD_REDIRECT = 3, /* bpf_redirect(redirect_ifindex) */
+};
+
+/* xfp_offload.flags. Append-only. */
+enum xfp_offload_flag {
+	XFP_OFFLOAD_FIN_SEEN = 1u << 0, /* set by the kernel: a TCP FIN went by (classified) */
+	XFP_OFFLOAD_RST_SEEN = 1u << 1, /* set by the kernel: a TCP RST went by (classified) */
+};
+
+/*
+ * The entry is valid while the active set's generation (low 32 bits of
+ * xfp_set_header.generation, as in xfp_punt_meta) lies in
+ * [gen_first, gen_last] (modulo 2^32). User space offloads a verdict with
+ * gen_first = gen_last = the generation the frame was classified under;
+ * before installing generation G+1 it sets gen_last = G+1 on the entries
+ * whose decision the new set keeps: the others turn stale at the bank flip,
+ * in the same instant as the filters change.
+ */
+struct xfp_offload {
+	__u64 packets;       /* frames decided by this entry (atomic adds) */
+	__u64 bytes;         /* their bytes on the wire */
+	__u64 last_seen_ns;  /* bpf_ktime_get_ns() of the latest such frame, or of the offload */
+	__u32 gen_first;
+	__u32 gen_last;
+	__u32 redirect_ifindex; /* XFP_OFFLOAD_REDIRECT: the target, in the interface's namespace */
+	__u8 verdict;        /* enum xfp_offload_verdict */
+	__u8 flags;          /* enum xfp_offload_flag */
+	__u8 pad[2];
+};
+
+#define XFP_OFFLOAD_DEFAULT_ENTRIES 65536
+
 /* Compile-time layout checks: both compilers see the same numbers. */
 #ifdef __cplusplus
 #define XFP_STATIC_ASSERT(c, m) static_assert(c, m)
@@ -286,6 +377,13 @@ XFP_STATIC_ASSERT(sizeof(struct xfp_layer_counters) == 8 * XFP_CNT_COUNT, "layer
 XFP_STATIC_ASSERT(sizeof(struct xfp_reinject_trailer) == 8, "reinject trailer layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_punt_meta) == 32, "XDP metadata is at most 32 bytes");
 XFP_STATIC_ASSERT(sizeof(struct xfp_punt_meta) % 4 == 0, "XDP metadata length is a multiple of 4");
+XFP_STATIC_ASSERT(sizeof(struct xfp_flow_key) == 64, "xfp_flow_key layout");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, port_a) == 44, "flow key port offset");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, iface) == 48, "flow key iface offset");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, ip_version) == 56, "flow key ip_version offset");
+XFP_STATIC_ASSERT(sizeof(struct xfp_offload_key) == 72, "xfp_offload_key layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_offload) == 40, "xfp_offload layout");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_offload, gen_first) == 24, "offload generation offset");
 XFP_STATIC_ASSERT(XFP_MAX_CALLOUTS <= 65536, "callout ids are u16");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_TUPLE_BANK_BIT, "tuple id must not reach the bank bit");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES <= 64, "a prune mask is one u64");

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes xfp's parsers with libFuzzer (issue 6; docs/RELIABILITY.md).
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 60; CI runs `scripts/fuzz.sh 10`
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 60; CI runs a short run (see .ci/run)
+#
+# The BPF programs are fuzzed by a test of the BPF suite instead (random and
+# mutated frames through BPF_PROG_TEST_RUN, verdicts checked against the
+# user-space classifier): CI runs it for 6 s; a long run is
+#   XFP_BPF_FUZZ_SECONDS=600 build/tests/xfp_bpf_tests --gtest_filter='*Fuzz*'
 #
 # Configures build-fuzz (XFP_FUZZ_BUILD to change) with clang, ASan and UBSan
 # and -DXFP_FUZZ=ON, builds the targets of fuzz/, then runs each one for the

@@ -34,7 +34,8 @@ uint32_t rx_queue_count(const std::string& ifname) {
 }  // namespace
 
 CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& options)
-    : dp_(datapath), options_(options) {
+    : dp_(datapath), options_(options), ports_(std::make_unique<MessagePortService>(options.ports)) {
+  host_.set_port_service(ports_.get());
   host_.set_on_served([this](uint16_t id, bool served) { return dp_.set_callout_served(id, served); });
   host_.set_injection_service(this);
   host_.set_iface_resolver([this](const std::string& ifname) -> uint32_t {
@@ -46,6 +47,9 @@ CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& 
 }
 
 CalloutRuntime::~CalloutRuntime() {
+  // First the ports: a plugin thread waiting in port_send is released with
+  // XFP_STATUS_SHUTTING_DOWN, so a fini that joins it below does not hang.
+  ports_->shutdown();
   std::vector<uint32_t> keys;
   {
     std::lock_guard lock(mu_);

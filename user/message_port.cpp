@@ -426,7 +426,12 @@ struct MessagePortServer::Impl {
             if (cb.connect) j.refusal = cb.connect(j.info, j.data);
             break;
           case Job::kSend:
-            if (!cb.message) {
+            if (cb.message_status) {
+              std::vector<uint8_t> reply;
+              j.status = static_cast<uint32_t>(cb.message_status(j.info, j.data, reply));
+              if (j.status == 0 && reply.size() > XFP_PORT_MAX_MESSAGE) j.status = EMSGSIZE;
+              if (j.status == 0) j.reply = std::move(reply);
+            } else if (!cb.message) {
               j.status = ENOTSUP;
             } else {
               j.reply = cb.message(j.info, j.data);

@@ -23,6 +23,7 @@
 #include "xfp/injection_service.hpp"
 #include "xfp/injector.hpp"
 #include "xfp/policy_snapshot.hpp"
+#include "xfp/port_service_impl.hpp"
 #include "xfp/punt_worker.hpp"
 #include "xfp/reinject_link.hpp"
 #include "xfp/tx_port.hpp"
@@ -34,6 +35,7 @@ struct CalloutRuntimeOptions {
   WorkerOptions worker;
   XskOptions socket;
   uint32_t max_queues = XFP_MAX_QUEUES;  // workers per interface at most
+  PortServiceOptions ports;              // the plugins' message ports (xfp daemon --port-dir, --port-group)
 };
 
 struct WorkerStatus {
@@ -50,6 +52,7 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
 
   CalloutHost& host() { return host_; }
   Injector& injector() { return injector_; }
+  MessagePortService& ports() { return *ports_; }
 
   // Starts the workers of an attached interface (inbound layer only).
   Status attach(const Attachment& attachment);
@@ -95,6 +98,8 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   Datapath& dp_;
   CalloutRuntimeOptions options_;
   Injector injector_;
+  // Before host_: the plugins' ports outlive the plugins (see ~CalloutRuntime).
+  std::unique_ptr<MessagePortService> ports_;
   CalloutHost host_;
   PolicySnapshotPtr snapshot_;
   mutable std::mutex mu_;  // interfaces_, namespaces_

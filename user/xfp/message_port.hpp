@@ -130,6 +130,11 @@ struct Callbacks {
   // back when the client asked for a reply. Unset: the client gets ENOTSUP.
   std::function<std::optional<std::vector<uint8_t>>(const ClientInfo&, const std::vector<uint8_t>& message)>
       message;
+  // The same with an error for the client: returns 0 (and fills `reply`) or
+  // a positive errno the client's xfp_port_send() returns negated. Used
+  // instead of `message` when set (the plugin ABI's handler needs it).
+  std::function<int(const ClientInfo&, const std::vector<uint8_t>& message, std::vector<uint8_t>& reply)>
+      message_status;
 };
 
 struct Options {

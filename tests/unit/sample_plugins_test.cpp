@@ -9,6 +9,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +31,9 @@
 #include "xfp/frame.hpp"
 #include "xfp/frame_parse.h"
 #include "xfp/injection_service.hpp"
+#include "xfp/port_client.h"
+#include "xfp/port_service_impl.hpp"
+#include "xfp/sample_mac_approval.h"
 
 namespace xfp {
 namespace {
@@ -699,6 +705,243 @@ TEST_F(VlanRewrite, RefusesBadConfigSayingWhy) {
   auto r = host.load(plugin_path("vlan_rewrite"), "pop");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("injection_handle_create failed"), std::string::npos) << r.error().message;
+}
+
+
+// ---- mac_allowlist with an approver (message ports) ---------------------------------
+
+// Thread-safe: the allow-list's approver thread injects, the test reads.
+// Completions run when the test calls complete_all() (never inside the
+// inject call, as the contract says).
+class RecordingInjection : public InjectionService {
+ public:
+  struct Injected {
+    uint32_t iface;
+    Bytes bytes;
+    xfp_frame* frame;
+    xfp_inject_complete_fn complete;
+    void* ctx;
+  };
+  int create_handle(const std::string&, uint32_t, xfp_injection_handle** h) noexcept override {
+    *h = reinterpret_cast<xfp_injection_handle*>(this);
+    return 0;
+  }
+  void destroy_handle(xfp_injection_handle*) noexcept override { complete_all(XFP_STATUS_HANDLE_CLOSING); }
+  int inject_receive(xfp_injection_handle*, uint32_t iface, xfp_frame* frames, uint64_t, xfp_inject_complete_fn complete,
+                     void* ctx) noexcept override {
+    std::lock_guard lk(mu_);
+    for (xfp_frame* f = frames; f; f = frame_next(f)) {
+      all_.push_back({iface, bytes_of(f), f, complete, ctx});
+      pending_.push_back(all_.back());
+    }
+    return 0;
+  }
+  int inject_send(xfp_injection_handle*, uint32_t, xfp_frame*, uint64_t, xfp_inject_complete_fn, void*) noexcept override {
+    return -ENOTSUP;
+  }
+  xfp_injection_state injection_state(const xfp_injection_handle*, const xfp_classify_item*, uint64_t*) noexcept override {
+    return XFP_NOT_INJECTED;
+  }
+  void destroy_all_of(const std::string&) noexcept override {}
+  std::vector<Injected> all() {
+    std::lock_guard lk(mu_);
+    return all_;
+  }
+  void complete_all(int status = 0) {
+    std::vector<Injected> run;
+    {
+      std::lock_guard lk(mu_);
+      run.swap(pending_);
+    }
+    for (auto& i : run) i.complete(i.ctx, i.frame, status);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Injected> all_, pending_;
+};
+
+template <typename F>
+bool within(F cond, std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return cond();
+}
+
+class AllowlistApprover : public SamplePlugins {
+ protected:
+  void SetUp() override {
+    SamplePlugins::SetUp();
+    char tmpl[] = "/tmp/xfp-appr.XXXXXX";  // short: a socket path has at most 107 bytes
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    port_dir_ = tmpl;
+    PortServiceOptions o;
+    o.dir = port_dir_;
+    ports_ = std::make_unique<MessagePortService>(o);
+    host_ = std::make_unique<CalloutHost>();
+    host_->set_port_service(ports_.get());
+    host_->set_injection_service(&inject_);
+  }
+  void TearDown() override {
+    xfp_port_close(conn_);
+    conn_ = nullptr;
+    host_.reset();  // unloads: the plugin closes its port
+    inject_.complete_all();
+    ports_.reset();
+    std::filesystem::remove_all(port_dir_);
+    SamplePlugins::TearDown();
+  }
+  void load(const std::string& config) { load_ok(*host_, "mac_allowlist", config); }
+  void connect() {
+    char why[128] = "";
+    ASSERT_EQ(xfp_port_connect_ex((port_dir_ + "/appr").c_str(), nullptr, 0, &conn_, why, sizeof why), 0) << why;
+    // The plugin hears of the client on the port's thread.
+    ASSERT_TRUE(within([&] { return log_.count({"approver client", "connected to port appr"}) == 1; })) << log_.dump();
+  }
+  // The next question; answers it with `verdict` (0: no answer).
+  xfp_mac_approval_request answer(uint32_t verdict, int timeout_ms = 3000) {
+    xfp_mac_approval_request req{};
+    size_t len = 0;
+    uint64_t id = 0;
+    uint32_t flags = 0;
+    EXPECT_EQ(xfp_port_get_message(conn_, &req, sizeof req, &len, &id, &flags, timeout_ms), 0);
+    EXPECT_EQ(len, sizeof req);
+    EXPECT_EQ(req.magic, XFP_MAC_APPROVAL_MAGIC);
+    EXPECT_TRUE(flags & XFP_PORT_F_REPLY_EXPECTED);
+    if (verdict) {
+      xfp_mac_approval_verdict v{XFP_MAC_APPROVAL_MAGIC, verdict};
+      EXPECT_EQ(xfp_port_reply(conn_, id, &v, sizeof v), 0);
+    }
+    return req;
+  }
+  std::vector<xfp_classify_item> run(const std::vector<Bytes>& frames) {
+    return classify(*host_, filter_, frames, 7);
+  }
+
+  Filter filter_ = callout_filter(41, kAllowKey, Action::CalloutTerminating);
+  RecordingInjection inject_;  // outlives the host
+  std::unique_ptr<MessagePortService> ports_;
+  std::unique_ptr<CalloutHost> host_;
+  xfp_port_conn* conn_ = nullptr;
+  std::string port_dir_;
+};
+
+TEST_F(AllowlistApprover, AnApprovedMacsWaitingFramesAreReinjectedAndADeniedOnesFreed) {
+  load("allow=02:00:00:00:00:01,approver=appr,timeout_ms=5000");
+  connect();
+  EXPECT_EQ(run({udp_frame(mac(1), 0)})[0].action, XFP_ACTION_PERMIT);  // listed: no question
+
+  // Two frames of a new MAC wait, absorbed, for one question.
+  Bytes a = udp_frame(mac(2), 1), b = udp_frame(mac(2), 2, 200);
+  auto items = run({a});
+  EXPECT_EQ(items[0].flags, XFP_CLASSIFY_ABSORB);
+  EXPECT_EQ(run({b})[0].flags, XFP_CLASSIFY_ABSORB);
+  auto req = answer(XFP_MAC_VERDICT_PERMIT);
+  EXPECT_EQ((Mac{req.mac[0], req.mac[1], req.mac[2], req.mac[3], req.mac[4], req.mac[5]}), mac(2));
+  EXPECT_EQ(req.iface, 7u);
+  EXPECT_EQ(req.ifindex, 3u);
+  EXPECT_EQ(req.vlan, 0u);
+  EXPECT_GE(req.waiting, 1u);
+  ASSERT_TRUE(within([&] { return inject_.all().size() == 2; }));
+  auto injected = inject_.all();
+  EXPECT_EQ(injected[0].bytes, a) << "re-injected byte for byte, in arrival order";
+  EXPECT_EQ(injected[1].bytes, b);
+  EXPECT_EQ(injected[0].iface, 7u);
+  inject_.complete_all();
+  // From now on the MAC is decided: no question, no absorb.
+  items = run({udp_frame(mac(2), 3)});
+  EXPECT_EQ(items[0].action, XFP_ACTION_PERMIT);
+  EXPECT_EQ(items[0].flags, 0);
+
+  // Denied: its waiting frame is freed, later frames blocked.
+  EXPECT_EQ(run({udp_frame(mac(3), 4)})[0].flags, XFP_CLASSIFY_ABSORB);
+  answer(XFP_MAC_VERDICT_BLOCK);
+  ASSERT_TRUE(within([&] { return log_.count({"approver denies 02:00:00:00:00:03"}) == 1; })) << log_.dump();
+  EXPECT_EQ(run({udp_frame(mac(3), 5)})[0].action, XFP_ACTION_BLOCK);
+  EXPECT_EQ(inject_.all().size(), 2u);
+  EXPECT_EQ(log_.count({"approver permits 02:00:00:00:00:02"}), 1u) << log_.dump();
+
+  ASSERT_TRUE(host_->unload("mac_allowlist").ok());
+  EXPECT_EQ(log_.count({"approver on port appr: asked 2, permitted 1, denied 1, 0 timed out, 0 without approver, "
+                        "0 bad answers; 2 frames re-injected, 0 failed, 1 freed, 0 dropped at unload"}),
+            1u)
+      << log_.dump();
+  EXPECT_EQ(log_.count({"approver verdicts: permitted 1 approved; blocked 1 denied, 0 waiting full; "
+                        "3 frames absorbed to wait; 2 MACs decided"}),
+            1u)
+      << log_.dump();
+}
+
+TEST_F(AllowlistApprover, TimeoutAndNoApproverApplyTheDefaultVerdict) {
+  load("approver=appr,timeout_ms=150,default=permit");
+  // No client: the default at once.
+  EXPECT_EQ(run({udp_frame(mac(4), 1)})[0].flags, XFP_CLASSIFY_ABSORB);
+  ASSERT_TRUE(within([&] { return inject_.all().size() == 1; }));
+  EXPECT_EQ(log_.count({"no approver on port appr: 02:00:00:00:00:04 permitted by default"}), 1u) << log_.dump();
+
+  // A client that takes the question and never answers: the default after 150 ms.
+  connect();
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(run({udp_frame(mac(5), 2)})[0].flags, XFP_CLASSIFY_ABSORB);
+  answer(0);
+  ASSERT_TRUE(within([&] { return inject_.all().size() == 2; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(140));
+  EXPECT_EQ(log_.count({"did not answer about 02:00:00:00:00:05 within 150 ms: permitted by default"}), 1u)
+      << log_.dump();
+  EXPECT_EQ(run({udp_frame(mac(5), 3)})[0].action, XFP_ACTION_PERMIT);
+}
+
+TEST_F(AllowlistApprover, WaitingFramesAreBoundedAndABadAnswerIsTheDefault) {
+  load("approver=appr,timeout_ms=2000,max_waiting=2");
+  connect();
+  EXPECT_EQ(run({udp_frame(mac(6), 1)})[0].flags, XFP_CLASSIFY_ABSORB);
+  EXPECT_EQ(run({udp_frame(mac(6), 2)})[0].flags, XFP_CLASSIFY_ABSORB);
+  auto third = run({udp_frame(mac(6), 3)})[0];
+  EXPECT_EQ(third.flags, 0) << "beyond max_waiting: blocked, not held";
+  EXPECT_EQ(third.action, XFP_ACTION_BLOCK);
+  // A reply of the wrong size (a header added, say): the default, block.
+  xfp_mac_approval_request req{};
+  size_t len = 0;
+  uint64_t id = 0;
+  ASSERT_EQ(xfp_port_get_message(conn_, &req, sizeof req, &len, &id, nullptr, 3000), 0);
+  char padded[16] = {};
+  xfp_mac_approval_verdict v{XFP_MAC_APPROVAL_MAGIC, XFP_MAC_VERDICT_PERMIT};
+  std::memcpy(padded, &v, sizeof v);
+  ASSERT_EQ(xfp_port_reply(conn_, id, padded, sizeof padded), 0);
+  ASSERT_TRUE(within([&] { return log_.count({"bad answer about 02:00:00:00:00:06"}) == 1; })) << log_.dump();
+  EXPECT_EQ(log_.count({"status -10006, 16 bytes; want a 8-byte verdict"}), 1u) << log_.dump();
+  EXPECT_EQ(run({udp_frame(mac(6), 4)})[0].action, XFP_ACTION_BLOCK);
+  EXPECT_TRUE(inject_.all().empty());
+}
+
+TEST_F(AllowlistApprover, UnloadingWhileAQuestionWaitsReturnsAtOnce) {
+  load("approver=appr,timeout_ms=600000");
+  connect();
+  EXPECT_EQ(run({udp_frame(mac(7), 1)})[0].flags, XFP_CLASSIFY_ABSORB);
+  answer(0);  // taken, never answered: the plugin's thread waits in port_send
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(host_->unload("mac_allowlist").ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(log_.count({"1 dropped at unload"}), 1u) << log_.dump();
+  EXPECT_TRUE(inject_.all().empty());
+}
+
+TEST_F(AllowlistApprover, RefusesBadConfigSayingWhy) {
+  expect_refused("mac_allowlist", "approver=appr,mode=learn", "not with mode=learn");
+  expect_refused("mac_allowlist", "allow=02:00:00:00:00:01,timeout_ms=5", "need approver=PORT");
+  expect_refused("mac_allowlist", "approver=a/b", "approver=a/b: a port name is");
+  expect_refused("mac_allowlist", "approver=appr,default=maybe", "default=maybe: want permit or block");
+  expect_refused("mac_allowlist", "approver=appr,timeout_ms=0", "timeout_ms=0 is not a number in 1..3600000");
+  expect_refused("mac_allowlist", "approver=appr,max_waiting=x", "max_waiting=x is not a number");
+  // Without a port service (or an injection service) the port cannot be made.
+  CalloutHost bare;
+  bare.set_injection_service(&inject_);
+  auto r = bare.load(plugin_path("mac_allowlist"), "approver=appr");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("port_create failed"), std::string::npos) << r.error().message;
 }
 
 }  // namespace

@@ -33,6 +33,8 @@ struct DaemonOptions {
   bool reset_state = false;
   bool callouts = true;   // --no-callouts: no workers, callout filters on their fail action
   bool busy_poll = false; // workers spin instead of sleeping in poll()
+  std::string port_dir = XFP_PORT_DEFAULT_DIR;  // the plugins' message port sockets
+  std::string port_group;                       // a group whose members may connect to them ("" = root only)
 };
 int run_daemon(const DaemonOptions& opts);
 

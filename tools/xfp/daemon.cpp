@@ -1,8 +1,14 @@
 // `xfp daemon`: restore the state, serve the control socket until SIGINT or
 // SIGTERM, then detach what was attached and exit 0.
+#include <grp.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -34,6 +40,23 @@ Result<int> stop_signals() {
   int fd = ::signalfd(-1, &set, SFD_CLOEXEC);
   if (fd < 0) return errno_error("signalfd");
   return fd;
+}
+
+// --port-group: a group name or a numeric gid.
+Result<gid_t> resolve_port_group(const std::string& name) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(name.c_str(), &end, 10);
+  if (!name.empty() && std::isdigit(static_cast<unsigned char>(name[0])) && *end == '\0' && errno == 0)
+    return static_cast<gid_t>(v);
+  std::vector<char> buf(16384);
+  group g{};
+  group* found = nullptr;
+  int rc = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found);
+  if (rc != 0 || found == nullptr)
+    return make_error(rc ? rc : ENOENT, "--port-group " + name + ": no such group" +
+                                            (rc ? std::string(" (") + std::strerror(rc) + ")" : ""));
+  return found->gr_gid;
 }
 
 }  // namespace
@@ -69,6 +92,12 @@ int run_daemon(const DaemonOptions& opts) {
   eo.limits.max_entries = opts.max_entries / 2;
   eo.callouts = opts.callouts;
   eo.callout.worker.busy_poll = opts.busy_poll;
+  eo.callout.ports.dir = opts.port_dir;
+  if (!opts.port_group.empty()) {
+    auto gid = resolve_port_group(opts.port_group);
+    if (!gid) return fail(gid.error(), kExitUsage);
+    eo.callout.ports.group = *gid;
+  }
   std::vector<std::string> warnings;
   auto engine = Engine::open(std::move(*store), std::move(*datapath), eo, warnings);
   if (!engine) return fail(engine.error());

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
+#include "port_listen.hpp"
 #include "xfp/control.hpp"
 
 namespace xfp::cli {
@@ -76,6 +77,7 @@ int main_cli(int argc, char** argv) {
   xfp filter list
   xfp apply policy.xfp               a filter file, all or nothing
   xfp callout load plugin.so         serve a callout key in user space
+  xfp port listen approver --interactive   answer a plugin's questions
   xfp status --watch                 counters and rates, until Ctrl-C
 
 Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
@@ -99,6 +101,10 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
                    "no callout workers or plugins: callout filters apply their fail action in the kernel");
   daemon->add_flag("--busy-poll", dopts.busy_poll,
                    "callout workers spin on their rings (lower latency, a core each) instead of sleeping");
+  daemon->add_option("--port-dir", dopts.port_dir, "where plugins' message ports are made (sockets DIR/NAME)")
+      ->capture_default_str();
+  daemon->add_option("--port-group", dopts.port_group,
+                     "a group (name or gid) whose members may connect to message ports (default: root only)");
   daemon->footer(R"(The daemon loads the BPF programs, restores the saved policy (filters marked
 persistent, sublayers, defaults, attached interfaces), then serves the control
 socket until SIGINT or SIGTERM, when it detaches what it attached and exits 0.
@@ -115,7 +121,12 @@ worker per receive queue; frames whose filter names a callout of a loaded
 plugin (`xfp callout load`) are punted there, decided in user space, and
 permitted frames are delivered into the host stack as if received on the
 interface. While no worker serves a callout (daemon stopped or killed, plugin
-unloaded), its filters apply their fail action in the kernel.)");
+unloaded), its filters apply their fail action in the kernel.
+
+Message ports: plugins may make ports (Unix sockets in --port-dir, mode 0660,
+for root or members of --port-group) to ask user-mode programs; see
+`xfp port listen --help`. Stopping the daemon releases a plugin thread waiting
+in port_send with XFP_STATUS_SHUTTING_DOWN.)");
 
   // attach / detach
   std::string dev, mode = "auto", layers = "both";
@@ -258,6 +269,10 @@ Examples:
   xfp status
   xfp status --watch          redraw every second
   xfp status --watch 5 --json one JSON document per sample)");
+  // port (port_listen.cpp)
+  PortListenOptions port_listen;
+  auto* plisten = add_port_commands(app, port_listen);
+
   auto* counters = app.add_subcommand("counters", "per-filter frame and byte counters");
   add_watch(counters, watch_text);
   counters->footer("Examples:\n  xfp counters\n  xfp counters --watch 2");
@@ -301,6 +316,7 @@ Examples:
   if (*cload) return cmd_callout_load(g, plugin_path, plugin_config);
   if (*cunload) return cmd_callout_unload(g, plugin_name);
   if (*clist) return cmd_callout_list(g);
+  if (*plisten) return cmd_port_listen(g, port_listen);
   if (*status) return cmd_status(g, watch_value(status->get_option("--watch"), watch_text));
   if (*counters) return cmd_counters(g, watch_value(counters->get_option("--watch"), watch_text));
   if (!apply_file.empty()) return cmd_apply(g, apply_file);

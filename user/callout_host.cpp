@@ -224,12 +224,7 @@ struct HostApiCalls {
     }
   }
 
-  // ---- flows and redirect records: forwarded to the FlowService ----
-
-  static FlowService* process_flows() noexcept {
-    CalloutHost* host = g_process_host.load(std::memory_order_acquire);
-    return host ? host->flows_.load(std::memory_order_acquire) : nullptr;
-  }
+  // ---- flows: forwarded to the FlowService; redirect records: to the RedirectService ----
 
   // The plugin's own callout with this id, or null.
   static const RegisteredCallout* own_callout(xfp_host* host, uint32_t callout_id) noexcept {
@@ -273,30 +268,35 @@ struct HostApiCalls {
     return flows->offload_remove(flow_handle, layer);
   }
 
+  static RedirectService* process_redirects() noexcept {
+    CalloutHost* host = g_process_host.load(std::memory_order_acquire);
+    return host ? host->redirects_.load(std::memory_order_acquire) : nullptr;
+  }
+
   static int redirect_handle_create(xfp_host* host, xfp_redirect_handle** handle) noexcept {
     if (!host || !handle) return -EINVAL;
     auto* plugin = static_cast<Plugin*>(host);
-    FlowService* flows = plugin->owner->flows_.load(std::memory_order_acquire);
-    if (!flows) return -EOPNOTSUPP;
-    return flows->redirect_handle_create(plugin->name, handle);
+    RedirectService* redirects = plugin->owner->redirects_.load(std::memory_order_acquire);
+    if (!redirects) return -EOPNOTSUPP;
+    return redirects->create_handle(plugin->name, handle);
   }
 
   static void redirect_handle_destroy(xfp_redirect_handle* handle) noexcept {
     if (!handle) return;
-    if (FlowService* flows = process_flows()) flows->redirect_handle_destroy(handle);
+    if (RedirectService* redirects = process_redirects()) redirects->destroy_handle(handle);
   }
 
   static xfp_redirect_state redirect_state(const xfp_redirect_handle* handle, const xfp_classify_item* item) noexcept {
-    FlowService* flows = process_flows();
-    return flows && handle && item ? flows->redirect_state(handle, item) : XFP_NOT_REDIRECTED;
+    RedirectService* redirects = process_redirects();
+    return redirects && handle && item ? redirects->redirect_state(handle, item) : XFP_NOT_REDIRECTED;
   }
 
   static int redirect_flow(xfp_redirect_handle* handle, xfp_classify_item* item, const char* ifname,
                            const void* context, uint32_t context_len, uint32_t flags) noexcept {
     if (!handle || !item || !ifname) return -EINVAL;
-    FlowService* flows = process_flows();
-    if (!flows) return -EOPNOTSUPP;
-    return flows->redirect_flow(handle, item, ifname, context, context_len, flags);
+    RedirectService* redirects = process_redirects();
+    if (!redirects) return -EOPNOTSUPP;
+    return redirects->redirect_flow(handle, item, ifname, context, context_len, flags);
   }
 
   // ---- message ports: forwarded to the PortService ----
@@ -417,6 +417,11 @@ CalloutHost::~CalloutHost() {
 void CalloutHost::set_flow_service(FlowService* service) {
   std::lock_guard lock(control_mutex_);
   flows_.store(service, std::memory_order_release);
+}
+
+void CalloutHost::set_redirect_service(RedirectService* service) {
+  std::lock_guard lock(control_mutex_);
+  redirects_.store(service, std::memory_order_release);
 }
 
 void CalloutHost::set_port_service(PortService* service) {
@@ -630,7 +635,7 @@ Status CalloutHost::retire(Plugin& plugin, size_t served) {
     for (const auto& c : plugin.callouts) flows->retire_callout(*c);
   if (plugin.init_succeeded && plugin.info->fini) plugin.info->fini(plugin.context);
   if (PortService* ports = ports_.load(std::memory_order_acquire)) ports->close_all_of(plugin.name);
-  if (FlowService* flows = flows_.load(std::memory_order_acquire)) flows->destroy_all_of(plugin.name);
+  if (RedirectService* redirects = redirects_.load(std::memory_order_acquire)) redirects->destroy_all_of(plugin.name);
   if (InjectionService* service = injection_.load(std::memory_order_acquire)) service->destroy_all_of(plugin.name);
   return result;
 }

@@ -1,7 +1,7 @@
 // What the callout host needs from flows (FwpsFlowAssociateContext0,
-// FwpsFlowRemoveContext0, flow-verdict offload, redirect records): the host's
-// function table forwards the ABI's flow and redirect functions here, after
-// checking that the callout id is one of the calling plugin's.
+// FwpsFlowRemoveContext0, flow-verdict offload): the host's function table
+// forwards the ABI's flow functions here, after checking that the callout id
+// is one of the calling plugin's. Redirect records: redirect_service.hpp.
 //
 // Every method is called straight from plugin code (classify on the workers,
 // plugin threads of their own) and must be thread-safe and never throw.
@@ -30,21 +30,11 @@ class FlowService {
   virtual int offload(const RegisteredCallout& callout, const xfp_classify_item* item, uint32_t verdict) noexcept = 0;
   virtual int offload_remove(uint64_t flow_handle, uint8_t layer) noexcept = 0;
 
-  virtual int redirect_handle_create(const std::string& plugin, xfp_redirect_handle** handle) noexcept = 0;
-  virtual void redirect_handle_destroy(xfp_redirect_handle* handle) noexcept = 0;
-  virtual xfp_redirect_state redirect_state(const xfp_redirect_handle* handle,
-                                            const xfp_classify_item* item) noexcept = 0;
-  virtual int redirect_flow(xfp_redirect_handle* handle, xfp_classify_item* item, const char* ifname,
-                            const void* context, uint32_t context_len, uint32_t flags) noexcept = 0;
-
-  // Unloading, step 1: the callout is out of service (no classify runs any
+  // Unloading: the callout is out of service (no classify runs any
   // more, none will start) and its plugin's fini has not run yet: every
   // context of the callout ends here, flow_delete once each, and its
   // offloaded verdicts are taken back.
   virtual void retire_callout(const RegisteredCallout& callout) noexcept = 0;
-  // Unloading, step 2, after fini: destroys the redirect handles the plugin
-  // still owns.
-  virtual void destroy_all_of(const std::string& plugin) noexcept = 0;
 };
 
 }  // namespace xfp

@@ -36,6 +36,7 @@
 #include "xfp/flow_service.hpp"
 #include "xfp/injection_service.hpp"
 #include "xfp/port_service.hpp"
+#include "xfp/redirect_service.hpp"
 #include "xfp/result.hpp"
 
 namespace xfp {
@@ -190,8 +191,11 @@ class CalloutHost {
   void set_injection_service(InjectionService* service);
   void set_iface_resolver(IfaceResolver resolver);
   // Not owned; must outlive the host's plugins. Without one, the ABI's flow
-  // and redirect functions return -EOPNOTSUPP (redirect_state: NOT_REDIRECTED).
+  // functions return -EOPNOTSUPP.
   void set_flow_service(FlowService* service);
+  // Not owned; must outlive the host's plugins. Without one, the ABI's
+  // redirect functions return -EOPNOTSUPP (redirect_state: NOT_REDIRECTED).
+  void set_redirect_service(RedirectService* service);
   // Not owned; must outlive the host's plugins. Without one, port_create
   // returns -EOPNOTSUPP.
   void set_port_service(PortService* service);
@@ -242,6 +246,7 @@ class CalloutHost {
   std::atomic<InjectionService*> injection_{nullptr};
   std::atomic<FlowService*> flows_{nullptr};
   std::atomic<PortService*> ports_{nullptr};
+  std::atomic<RedirectService*> redirects_{nullptr};
 
   mutable std::mutex resolver_mutex_;
   IfaceResolver iface_resolver_;

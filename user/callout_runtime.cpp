@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "xfp/frame.hpp"
 namespace xfp {
 
 namespace {
@@ -38,6 +40,8 @@ CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& 
   host_.set_port_service(ports_.get());
   host_.set_on_served([this](uint16_t id, bool served) { return dp_.set_callout_served(id, served); });
   host_.set_injection_service(this);
+  flows_ = std::make_unique<FlowServiceImpl>(host_, options.flows, nullptr);
+  host_.set_flow_service(flows_.get());
   host_.set_iface_resolver([this](const std::string& ifname) -> uint32_t {
     std::lock_guard lock(mu_);
     for (auto& [key, itf] : interfaces_)
@@ -50,6 +54,10 @@ CalloutRuntime::~CalloutRuntime() {
   // First the ports: a plugin thread waiting in port_send is released with
   // XFP_STATUS_SHUTTING_DOWN, so a fini that joins it below does not hang.
   ports_->shutdown();
+  // Every flow ends (flow_delete once per context) while the plugins are
+  // loaded; flows still in a classify end when it returns, before the
+  // workers stop below.
+  flows_->end_all();
   std::vector<uint32_t> keys;
   {
     std::lock_guard lock(mu_);
@@ -113,7 +121,8 @@ Status CalloutRuntime::attach(const Attachment& a) {
     t.compartment = a.compartment;
     std::memcpy(t.mac, a.mac, 6);
     itf.workers.push_back(std::make_unique<PuntWorker>(t, *itf.sockets[q], *this, injector_,
-                                                       [this] { return snapshot(); }, options_.worker));
+                                                       [this] { return snapshot(); }, options_.worker,
+                                                       flows_.get()));
   }
   ++ns.users;
   injector_.add_interface(a.key, a.ifindex, itf.send_port.get(), ns.port.get());
@@ -142,6 +151,8 @@ void CalloutRuntime::detach(uint32_t key) {
   if (it == interfaces_.end()) return;
   Interface& itf = it->second;
   stop_interface(itf);
+  // Its workers have stopped: no classify runs on its flows.
+  flows_->detach(key);
   injector_.remove_interface(key);
   auto ns = namespaces_.find(itf.attachment.compartment);
   if (ns != namespaces_.end()) {
@@ -181,8 +192,36 @@ bool CalloutRuntime::classify(const Filter& filter, xfp_classify_item* items, ui
   CalloutRef ref = host_.acquire(PolicySnapshot::callout_id_of(filter));
   if (!ref) return false;
   const xfp_filter_info info = to_filter_info(filter);
-  ref.classify(&info, items, count);
+  // The callout's context on each frame's flow. A callout conditional on
+  // flow is called only for the frames whose flow carries its context; for
+  // the others it is skipped, as if it had returned continue (WFP).
+  const bool conditional = (ref->flags & XFP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW) != 0;
+  uint32_t with_context = 0;
   for (uint32_t i = 0; i < count; ++i) {
+    const PuntFrameInfo* pi = punt_info_of(items[i].meta);
+    items[i].flow_context = pi->flow.valid() ? flows_->table().context(pi->flow, items[i].meta->layer, ref->id) : 0;
+    if (items[i].flow_context) ++with_context;
+  }
+  if (!conditional || with_context == count) {
+    ref.classify(&info, items, count);
+  } else if (with_context > 0) {
+    // Only the frames with a context, as a chain of their own.
+    std::vector<xfp_classify_item> sub;
+    std::vector<uint32_t> at;
+    sub.reserve(with_context);
+    at.reserve(with_context);
+    for (uint32_t i = 0; i < count; ++i)
+      if (items[i].flow_context) {
+        sub.push_back(items[i]);
+        at.push_back(i);
+      }
+    if (count > 1)
+      for (size_t k = 0; k < sub.size(); ++k) frame_set_next(sub[k].frame, k + 1 < sub.size() ? sub[k + 1].frame : nullptr);
+    ref.classify(&info, sub.data(), static_cast<uint32_t>(sub.size()));
+    for (size_t k = 0; k < sub.size(); ++k) items[at[k]] = sub[k];
+  }
+  for (uint32_t i = 0; i < count; ++i) {
+    if (conditional && !items[i].flow_context) continue;  // skipped: action stays CONTINUE
     // An inspection callout only observes: its verdict counts as continue.
     if (filter.action == Action::CalloutInspection) items[i].action = XFP_ACTION_CONTINUE;
     if (items[i].action != XFP_ACTION_PERMIT && items[i].action != XFP_ACTION_BLOCK)

@@ -59,12 +59,18 @@ Engine::Engine(StateStore store, std::unique_ptr<Datapath> datapath, const Engin
 Status Engine::install(const FilterSet& set) {
   auto compiled = callouts_ ? compile(set, options_.limits, callouts_->host().id_fn()) : compile(set, options_.limits);
   if (!compiled) return std::move(compiled).error().context("compiling the filter set");
-  if (auto s = dp_->install(*compiled); !s) return std::move(s).error().context("installing the filter set");
+  PolicySnapshotPtr snap;
   if (callouts_) {
-    auto snap = PolicySnapshot::create(set, *compiled, dp_->generation());
-    if (!snap) return std::move(snap).error().context("the callout workers' view of the filter set");
-    callouts_->publish(std::move(*snap));
+    // The snapshot of the generation install() is about to make (it counts
+    // up by one): offloaded flow verdicts the new set keeps are re-stamped
+    // for it first, so that they stay valid across the bank flip.
+    auto created = PolicySnapshot::create(set, *compiled, dp_->generation() + 1);
+    if (!created) return std::move(created).error().context("the callout workers' view of the filter set");
+    snap = std::move(*created);
+    callouts_->prepare(*snap);
   }
+  if (auto s = dp_->install(*compiled); !s) return std::move(s).error().context("installing the filter set");
+  if (callouts_) callouts_->publish(std::move(snap));
   return Ok{};
 }
 

@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "xfp/flow_key.h"
+#include "xfp/flow_service_impl.hpp"
 #include "xfp/frame.hpp"
 #include "xfp/frame_parse.h"
 
@@ -30,6 +32,8 @@ struct Slot {
   PuntFrameInfo info{};
   xfp_frame* frame = nullptr;
   bool valid = false;
+  uint8_t tcp_flags = 0;  // of the frame (flow_key.h), 0 when not TCP
+  xfp_flow_key flow_key;  // valid with info.flow
   // The first callout the evaluation reaches, found by a probe, and its
   // answer when it was asked in a batch.
   const Filter* first_callout = nullptr;
@@ -85,13 +89,14 @@ Decision evaluate(const PolicySnapshot& snap, Slot& s, CalloutInvoker& inv, bool
 }  // namespace
 
 PuntWorker::PuntWorker(const WorkerTarget& target, XskSocket& socket, CalloutCaller& callouts, Injector& injector,
-                       SnapshotFn snapshot, const WorkerOptions& options)
+                       SnapshotFn snapshot, const WorkerOptions& options, FlowServiceImpl* flows)
     : target_(target),
       socket_(socket),
       callouts_(callouts),
       injector_(injector),
       snapshot_(std::move(snapshot)),
       options_(options),
+      flows_(flows),
       thread_([this] { run(); }) {}
 
 PuntWorker::~PuntWorker() {
@@ -119,6 +124,7 @@ void PuntWorker::run() {
 void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap) {
   Slot slots[kMaxBatch];
   const uint32_t frame_size = socket_.frame_size();
+  const uint64_t now = flows_ ? FlowServiceImpl::now_ns() : 0;  // one clock read per batch
   for (uint32_t i = 0; i < n; ++i) {
     Slot& s = slots[i];
     const xdp_desc* d = socket_.rx_desc(idx + i);
@@ -148,6 +154,15 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
     if (injector_.records_pending()) s.info.origin = injector_.take_origin(data, d->len);
     s.frame = frame_borrow(socket_.chunk(d->addr), frame_size, static_cast<uint32_t>(offset), d->len);
     s.valid = s.frame != nullptr;
+    // The frame's flow (the kernel computed the same handle from the same
+    // bytes): seen now, held until the frame is classified.
+    if (s.valid && flows_ && s.punt.flow) {
+      xfp_flow_info fi;
+      if (xfp_flow_key_from_frame(data, data + d->len, target_.key, &s.flow_key, &fi)) {
+        s.tcp_flags = fi.tcp_flags;
+        s.info.flow = flows_->table().begin(s.punt.flow, s.flow_key, now);
+      }
+    }
     // Two references: the worker's, and the one a callout takes over when
     // it absorbs the frame. A callout may inject (and its completion free)
     // an absorbed frame before classify has even returned: the worker's own
@@ -221,6 +236,15 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
       bool rescanned = false;
       s.decision = evaluate(*snap, s, inv, rescanned);
       if (rescanned) ++counters_.rescanned;
+      if (s.info.flow.valid()) {
+        // A callout asked to offload the flow's verdict: done only when the
+        // frame's own arbitration agrees (flow_service_impl.hpp).
+        if (s.info.offload_verdict && !s.decision.absorbed)
+          flows_->complete_offload(s.punt.flow, s.flow_key, s.punt.layer, s.info.offload_callout,
+                                   s.info.offload_verdict, s.decision.action, s.fields, snap->generation());
+        flows_->table().end(s.info.flow, s.tcp_flags);
+        s.info.flow = {};
+      }
       if (s.decision.absorbed) {
         ++counters_.absorbed;
       } else {

@@ -33,6 +33,8 @@ struct DaemonOptions {
   bool reset_state = false;
   bool callouts = true;   // --no-callouts: no workers, callout filters on their fail action
   bool busy_poll = false; // workers spin instead of sleeping in poll()
+  uint32_t max_flows = 262144;         // --max-flows: flow table bound (LRU eviction beyond)
+  double flow_idle_timeout = 120.0;    // --flow-idle-timeout SECONDS
   std::string port_dir = XFP_PORT_DEFAULT_DIR;  // the plugins' message port sockets
   std::string port_group;                       // a group whose members may connect to them ("" = root only)
 };
@@ -40,6 +42,8 @@ int run_daemon(const DaemonOptions& opts);
 
 // Answers one control request; never throws.
 nlohmann::json handle_request(Engine& engine, const nlohmann::json& request);
+// The "flows" op (flows.cpp).
+Result<nlohmann::json> op_flows(Engine& engine, const nlohmann::json& request);
 
 // ---- client side (commands.cpp, render.cpp) ---------------------------------
 
@@ -66,6 +70,7 @@ int cmd_counters(const Global& g, std::optional<double> watch_seconds);
 int cmd_callout_load(const Global& g, const std::string& path, const std::string& config);
 int cmd_callout_unload(const Global& g, const std::string& name);
 int cmd_callout_list(const Global& g);
+int cmd_flows(const Global& g, size_t limit);  // limit 0: all
 
 // Rendering (render.cpp). `rates` (per second) is given in --watch mode.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);  // first row: headers

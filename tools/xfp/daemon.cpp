@@ -92,6 +92,8 @@ int run_daemon(const DaemonOptions& opts) {
   eo.limits.max_entries = opts.max_entries / 2;
   eo.callouts = opts.callouts;
   eo.callout.worker.busy_poll = opts.busy_poll;
+  eo.callout.flows.max_flows = opts.max_flows;
+  eo.callout.flows.idle_timeout_ns = static_cast<uint64_t>(opts.flow_idle_timeout * 1e9);
   eo.callout.ports.dir = opts.port_dir;
   if (!opts.port_group.empty()) {
     auto gid = resolve_port_group(opts.port_group);

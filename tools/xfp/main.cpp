@@ -101,6 +101,17 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
                    "no callout workers or plugins: callout filters apply their fail action in the kernel");
   daemon->add_flag("--busy-poll", dopts.busy_poll,
                    "callout workers spin on their rings (lower latency, a core each) instead of sleeping");
+  daemon->add_option("--max-flows", dopts.max_flows,
+                     "flows the daemon tracks at most (about 134 bytes each with one context); beyond it the "
+                     "least recently seen flow is evicted and its callouts' flow_delete run")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 26));
+  daemon->add_option("--flow-idle-timeout", dopts.flow_idle_timeout,
+                     "a flow without frames for this long ends (flow_delete runs); offloaded flows count "
+                     "the kernel's frames")
+      ->capture_default_str()
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.05, 86400.0 * 7));
   daemon->add_option("--port-dir", dopts.port_dir, "where plugins' message ports are made (sockets DIR/NAME)")
       ->capture_default_str();
   daemon->add_option("--port-group", dopts.port_group,
@@ -255,6 +266,25 @@ Examples:
   xfp callout list
   xfp callout unload mac_allowlist)");
 
+  // flows
+  size_t flows_limit = 0;
+  auto* flows = app.add_subcommand("flows", "the flows the daemon tracks: keys, contexts, offloaded verdicts");
+  flows->add_option("--limit", flows_limit, "show at most N flows (the most recently seen of each shard first)")
+      ->type_name("N");
+  flows->footer(R"(A flow is the frames of one conversation (interface, VLAN, MAC pair, EtherType,
+IP protocol, addresses and ports; both directions). The daemon tracks the flows
+of frames punted to callouts: a callout may associate a context with a flow
+(flow_delete runs when the flow ends: idle timeout, TCP FIN or RST, eviction,
+detach, unload, shutdown) and offload the flow's verdict to the kernel.
+Columns: AGE since the first frame, IDLE since the last (offloaded flows: the
+kernel's last frame), CONTEXTS callout=context, OFFLOAD layer, verdict and the
+kernel's counters.
+
+Examples:
+  xfp flows
+  xfp flows --limit 20
+  xfp flows --json)");
+
   // status / counters
   std::string watch_text;
   auto* status = app.add_subcommand("status", "attachments, generation, filter counts, layer counters");
@@ -316,6 +346,7 @@ Examples:
   if (*cload) return cmd_callout_load(g, plugin_path, plugin_config);
   if (*cunload) return cmd_callout_unload(g, plugin_name);
   if (*clist) return cmd_callout_list(g);
+  if (*flows) return cmd_flows(g, flows_limit);
   if (*plisten) return cmd_port_listen(g, port_listen);
   if (*status) return cmd_status(g, watch_value(status->get_option("--watch"), watch_text));
   if (*counters) return cmd_counters(g, watch_value(counters->get_option("--watch"), watch_text));

@@ -14,6 +14,7 @@
 //   callout.load {path, config?}      -> plugin
 //   callout.unload {name}
 //   callout.list                      -> plugins: [name, path, callouts: [key, id, flags]]
+//   flows {limit?}                    -> flows: [handle, key, device, age, contexts, offload], stats (flows.cpp)
 #include <unistd.h>
 
 #include <functional>
@@ -238,6 +239,7 @@ const std::map<std::string, Op>& ops() {
       {"callout.load", op_callout_load},
       {"callout.unload", op_callout_unload},
       {"callout.list", op_callout_list},
+      {"flows", op_flows},
   };
   return table;
 }

@@ -20,6 +20,7 @@
 
 #include "xfp/callout_host.hpp"
 #include "xfp/datapath.hpp"
+#include "xfp/flow_service_impl.hpp"
 #include "xfp/injection_service.hpp"
 #include "xfp/injector.hpp"
 #include "xfp/policy_snapshot.hpp"
@@ -35,6 +36,7 @@ struct CalloutRuntimeOptions {
   WorkerOptions worker;
   XskOptions socket;
   uint32_t max_queues = XFP_MAX_QUEUES;  // workers per interface at most
+  FlowTableOptions flows;                // the flow table (xfp daemon --max-flows, --flow-idle-timeout)
   PortServiceOptions ports;              // the plugins' message ports (xfp daemon --port-dir, --port-group)
 };
 
@@ -52,13 +54,22 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
 
   CalloutHost& host() { return host_; }
   Injector& injector() { return injector_; }
+  FlowServiceImpl& flows() { return *flows_; }
   MessagePortService& ports() { return *ports_; }
 
   // Starts the workers of an attached interface (inbound layer only).
   Status attach(const Attachment& attachment);
   void detach(uint32_t key);
 
-  void publish(PolicySnapshotPtr snapshot) { std::atomic_store(&snapshot_, std::move(snapshot)); }
+  // Before the snapshot's generation is installed: offloaded flow verdicts
+  // the new policy keeps are re-stamped for it (FlowServiceImpl).
+  void prepare(const PolicySnapshot& next) { flows_->prepare_generation(next); }
+  // After: the workers use it; offloaded verdicts it did not keep go.
+  void publish(PolicySnapshotPtr snapshot) {
+    const uint64_t generation = snapshot ? snapshot->generation() : 0;
+    std::atomic_store(&snapshot_, std::move(snapshot));
+    flows_->generation_installed(generation);
+  }
   PolicySnapshotPtr snapshot() const { return std::atomic_load(&snapshot_); }
 
   std::vector<WorkerStatus> workers() const;
@@ -101,6 +112,9 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   // Before host_: the plugins' ports outlive the plugins (see ~CalloutRuntime).
   std::unique_ptr<MessagePortService> ports_;
   CalloutHost host_;
+  // Flows: the destructor ends them and unloads the plugins (whose
+  // retire_callout runs here) before the members go.
+  std::unique_ptr<FlowServiceImpl> flows_;
   PolicySnapshotPtr snapshot_;
   mutable std::mutex mu_;  // interfaces_, namespaces_
   std::map<uint32_t, Interface> interfaces_;  // by attachment key

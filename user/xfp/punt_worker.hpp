@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "xfp/callout.h"
+#include "xfp/flow_table.hpp"
 #include "xfp/injector.hpp"
 #include "xfp/policy_snapshot.hpp"
 #include "xfp/xsk.hpp"
@@ -33,6 +34,12 @@ namespace xfp {
 struct PuntFrameInfo {
   xfp_metadata meta;
   InjectionOrigin origin;
+  // Flows: the frame's hold on its flow in the flow table (invalid when the
+  // frame has none), and the offload request a callout recorded during
+  // classify (flow_offload; the host sees the frame through a const item).
+  FlowTicket flow;
+  mutable uint8_t offload_verdict = 0;  // enum xfp_flow_verdict, 0: none
+  mutable uint16_t offload_callout = 0;
 };
 const PuntFrameInfo* punt_info_of(const xfp_metadata* meta);
 
@@ -66,13 +73,17 @@ struct WorkerOptions {
   uint32_t batch = 64;
 };
 
+class FlowServiceImpl;
+
 class PuntWorker {
  public:
   using SnapshotFn = std::function<PolicySnapshotPtr()>;
   // The socket must be open already (bound to target.ifname/queue); the
-  // caller puts it in xfp_xsks_v1 once the worker runs.
+  // caller puts it in xfp_xsks_v1 once the worker runs. `flows` (may be
+  // null: no flow tracking) gets each frame with a flow handle: the frame
+  // holds its flow while it is classified, and a FIN or RST ends the flow.
   PuntWorker(const WorkerTarget& target, XskSocket& socket, CalloutCaller& callouts, Injector& injector,
-             SnapshotFn snapshot, const WorkerOptions& options);
+             SnapshotFn snapshot, const WorkerOptions& options, FlowServiceImpl* flows = nullptr);
   ~PuntWorker();  // stops and joins
   PuntWorker(const PuntWorker&) = delete;
   PuntWorker& operator=(const PuntWorker&) = delete;
@@ -90,6 +101,7 @@ class PuntWorker {
   Injector& injector_;
   SnapshotFn snapshot_;
   WorkerOptions options_;
+  FlowServiceImpl* flows_ = nullptr;
   WorkerCounters counters_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -37,7 +37,9 @@ int xfp_inbound(struct xdp_md *ctx)
 	struct xfp_decision d;
 	int fallback;
 
-	xfp_classify(data, end, (__u32)(end - data), ctx->ingress_ifindex, key, XFP_LAYER_INBOUND, xsk, &d);
+	xfp_classify(ctx, data, end, (__u32)(end - data), ctx->ingress_ifindex, key, XFP_LAYER_INBOUND, xsk, &d);
+	if (d.redirect)
+		return bpf_redirect(d.redirect_ifindex, 0);
 	fallback = d.verdict == XFP_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
 	if (d.punt) {
 		struct xfp_punt_meta *meta;
@@ -50,6 +52,8 @@ int xfp_inbound(struct xdp_md *ctx)
 		if ((void *)(meta + 1) > (void *)(long)ctx->data)
 			goto punt_failed;
 		*meta = d.meta;
+		/* The flow handle: user space keys its flow state by it. */
+		meta->flow = xfp_flow_handle_xdp(ctx, key);
 		/* A socket gone since the lookup: the fallback verdict. */
 		return bpf_redirect_map(&xfp_xsks_v1, xsk, fallback);
 	}
@@ -64,16 +68,21 @@ SEC("tc")
 int xfp_outbound(struct __sk_buff *skb)
 {
 	const __u8 *data, *end;
-	__u32 want = skb->len < 64 ? skb->len : 64;
+	/* 128: the flow key reads past the 64 bytes the filters need (tags,
+	 * IPv6 extension headers, the TCP flags). Only a shorter linear part
+	 * is pulled. */
+	__u32 want = skb->len < 128 ? skb->len : 128;
 	struct xfp_decision d;
 
-	/* Headers may sit in paged data; the classifier reads at most 64 bytes. */
+	/* Headers may sit in paged data. */
 	if ((long)skb->data_end - (long)skb->data < want)
 		bpf_skb_pull_data(skb, want);
 	data = (const __u8 *)(long)skb->data;
 	end = (const __u8 *)(long)skb->data_end;
 	/* No AF_XDP socket on egress: outbound callouts use their fail action. */
-	xfp_classify(data, end, skb->len, skb->ifindex, xfp_iface_key(skb->ifindex), XFP_LAYER_OUTBOUND, ~0u, &d);
+	xfp_classify(skb, data, end, skb->len, skb->ifindex, xfp_iface_key(skb->ifindex), XFP_LAYER_OUTBOUND, ~0u, &d);
+	if (d.redirect)
+		return bpf_redirect(d.redirect_ifindex, 0);
 	return d.verdict == XFP_ACTION_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;
 }
 

@@ -11,6 +11,7 @@
 
 #include "xfp_maps.h"
 #include "xfp/frame_parse.h"
+#include "xfp/flow_key.h"
 #include "xfp/arbitration.h"
 
 struct xfp_key_words {
@@ -98,11 +99,131 @@ static __always_inline int xfp_callout_served(__u16 callout_id, __u32 xsk_index)
 struct xfp_decision {
 	__u8 verdict;
 	__u8 punt;
+	__u8 redirect;           /* an offload entry redirects: to redirect_ifindex */
+	__u8 pad;
+	__u32 redirect_ifindex;
 	struct xfp_punt_meta meta;
 };
 
+/*
+ * Flows. The flow key is built in a per-CPU scratch key (the classifier's
+ * own frame holds 456 of the 512 bytes of BPF stack). The code that reads
+ * it runs in global functions (one per program type): the verifier checks a
+ * global function once, on its own, instead of once per path of the
+ * classifier that reaches the call; on return the caller's state differs
+ * only in the returned scalar, so its paths still merge. Without that the
+ * inbound program no longer verifies within the 1M-instruction limit.
+ */
+static __always_inline struct xfp_offload_key *xfp_flow_key_of(const __u8 *data, const __u8 *end,
+								 __u32 iface_key, __u8 *tcp_flags)
+{
+	__u32 zero = 0;
+	struct xfp_offload_key *k = bpf_map_lookup_elem(&xfp_flow_scratch_v1, &zero);
+	struct xfp_flow_info info;
+
+	if (!k)
+		return 0;
+	if (!xfp_flow_key_from_frame(data, end, iface_key, &k->flow, &info))
+		return 0;
+	k->layer = 0;
+	__builtin_memset(k->pad, 0, sizeof(k->pad));
+	*tcp_flags = info.tcp_flags;
+	return k;
+}
+
+static __always_inline void xfp_count_layer(__u32 layer, __u32 counter)
+{
+	struct xfp_layer_counters *lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &layer);
+
+	if (lc && counter < XFP_CNT_COUNT)
+		lc->c[counter]++;
+}
+
+/* What an offload entry decided: 0 (classify), or an enum
+ * xfp_offload_verdict in the low byte and the redirect ifindex above. */
+#define XFP_OFFLOAD_RESULT(verdict, ifindex) ((__u64)(verdict) | ((__u64)(ifindex) << 32))
+
+/*
+ * Flow-verdict offload, before classification (only while user space has
+ * set the layer's bit). An entry valid for `gen` decides the frame; no flow,
+ * no entry, a stale entry, or a TCP FIN/RST: 0, the frame is classified.
+ */
+static __always_inline __u64 xfp_offload_decide(const __u8 *data, const __u8 *end, __u32 wire_len,
+						__u32 iface_key, __u32 layer, __u32 gen)
+{
+	struct xfp_offload_key *ok;
+	struct xfp_offload *e;
+	__u8 tcp_flags = 0;
+
+	ok = xfp_flow_key_of(data, end, iface_key, &tcp_flags);
+	if (!ok) {
+		xfp_count_layer(layer, XFP_CNT_OFFLOAD_MISS);
+		return 0;
+	}
+	ok->layer = (__u8)layer;
+	e = bpf_map_lookup_elem(&xfp_offload_v1, ok);
+	if (!e) {
+		xfp_count_layer(layer, XFP_CNT_OFFLOAD_MISS);
+		return 0;
+	}
+	/* Valid for generations [gen_first, gen_last], modulo 2^32. */
+	if (gen - e->gen_first > e->gen_last - e->gen_first) {
+		xfp_count_layer(layer, XFP_CNT_OFFLOAD_STALE);
+		return 0;
+	}
+	if (tcp_flags & (XFP_TCP_FIN | XFP_TCP_RST)) {
+		/* The flow ends: user space must see it, so classify. */
+		e->flags |= (tcp_flags & XFP_TCP_FIN ? XFP_OFFLOAD_FIN_SEEN : 0) |
+			    (tcp_flags & XFP_TCP_RST ? XFP_OFFLOAD_RST_SEEN : 0);
+		xfp_count_layer(layer, XFP_CNT_FLOW_FIN_RST);
+		return 0;
+	}
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, wire_len);
+	e->last_seen_ns = bpf_ktime_get_ns();
+	if (e->verdict == XFP_OFFLOAD_BLOCK) {
+		xfp_count_layer(layer, XFP_CNT_OFFLOAD_BLOCK);
+		return XFP_OFFLOAD_RESULT(XFP_OFFLOAD_BLOCK, 0);
+	}
+	if (e->verdict == XFP_OFFLOAD_REDIRECT) {
+		xfp_count_layer(layer, XFP_CNT_OFFLOAD_REDIRECT);
+		return XFP_OFFLOAD_RESULT(XFP_OFFLOAD_REDIRECT, e->redirect_ifindex);
+	}
+	xfp_count_layer(layer, XFP_CNT_OFFLOAD_PERMIT);
+	return XFP_OFFLOAD_RESULT(XFP_OFFLOAD_PERMIT, 0);
+}
+
+__noinline __u64 xfp_offload_xdp(struct xdp_md *ctx, __u32 iface_key, __u32 gen)
+{
+	const __u8 *data = (const __u8 *)(long)ctx->data;
+	const __u8 *end = (const __u8 *)(long)ctx->data_end;
+
+	return xfp_offload_decide(data, end, (__u32)(end - data), iface_key, XFP_LAYER_INBOUND, gen);
+}
+
+__noinline __u64 xfp_offload_tc(struct __sk_buff *skb, __u32 iface_key, __u32 gen)
+{
+	const __u8 *data = (const __u8 *)(long)skb->data;
+	const __u8 *end = (const __u8 *)(long)skb->data_end;
+
+	return xfp_offload_decide(data, end, skb->len, iface_key, XFP_LAYER_OUTBOUND, gen);
+}
+
+/* The flow handle of a punted frame (0: malformed, no flow). */
+__noinline __u64 xfp_flow_handle_xdp(struct xdp_md *ctx, __u32 iface_key)
+{
+	const __u8 *data = (const __u8 *)(long)ctx->data;
+	const __u8 *end = (const __u8 *)(long)ctx->data_end;
+	__u8 tcp_flags = 0;
+	struct xfp_offload_key *k = xfp_flow_key_of(data, end, iface_key, &tcp_flags);
+
+	return k ? xfp_flow_handle(&k->flow) : 0;
+}
+
 /* xsk_index: XFP_XSK_INDEX of the frame's queue, or ~0 where no socket can be. */
-static __always_inline void xfp_classify(const __u8 *data, const __u8 *end, __u32 wire_len,
+/* ctx: the program's context (struct xdp_md inbound, struct __sk_buff
+ * outbound), for the flow functions. */
+static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8 *end, __u32 wire_len,
 					 __u32 ifindex, __u32 iface_key, __u8 layer, __u32 xsk_index,
 					 struct xfp_decision *d)
 {
@@ -121,6 +242,7 @@ static __always_inline void xfp_classify(const __u8 *data, const __u8 *end, __u3
 
 	d->verdict = XFP_ACTION_PERMIT;
 	d->punt = 0;
+	d->redirect = 0;
 	cfg = bpf_map_lookup_elem(&xfp_cfg_v1, &zero);
 	lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &lidx);
 	if (!cfg || !lc)
@@ -142,6 +264,21 @@ static __always_inline void xfp_classify(const __u8 *data, const __u8 *end, __u3
 	hdr = bpf_map_lookup_elem(&xfp_hdr_v1, &idx);
 	if (!hdr)
 		return;
+	/* Offloaded flows are decided here, under the same bank's generation
+	 * as the filters, so a bank flip changes both at once. A policy with
+	 * no offloads pays one bit test. */
+	if (cfg->offload_layers & (1u << layer)) {
+		__u64 r = layer == XFP_LAYER_INBOUND
+				  ? xfp_offload_xdp(ctx, iface_key, (__u32)hdr->generation)
+				  : xfp_offload_tc(ctx, iface_key, (__u32)hdr->generation);
+
+		if (r) {
+			d->verdict = (__u8)r == XFP_OFFLOAD_BLOCK ? XFP_ACTION_BLOCK : XFP_ACTION_PERMIT;
+			d->redirect = (__u8)r == XFP_OFFLOAD_REDIRECT;
+			d->redirect_ifindex = (__u32)(r >> 32);
+			return;
+		}
+	}
 	ntuples = hdr->ntuples;
 	nsub = hdr->nsublayers;
 	/* The interface's facts cost a hash lookup: only when a filter reads them. */
@@ -232,7 +369,7 @@ static __always_inline void xfp_classify(const __u8 *data, const __u8 *end, __u3
 				d->meta.slot = best[s].slot;
 				d->meta.generation = (__u32)hdr->generation;
 				d->meta.iface = iface_key;
-				d->meta.flow = 0;
+				d->meta.flow = 0; /* see below */
 			}
 		}
 		action = xfp_match_fail_decision(&best[s], &hard);
@@ -252,7 +389,10 @@ static __always_inline void xfp_classify(const __u8 *data, const __u8 *end, __u3
 	}
 	d->verdict = verdict;
 	if (d->punt) {
-		/* User space decides and counts permit or block. */
+		/* User space decides and counts permit or block. meta.flow is
+		 * filled in by the XDP program (xfp_flow_handle_xdp), after this
+		 * function: called here, on every path that punts, it multiplies
+		 * the verifier's work past its limit. */
 		lc->c[XFP_CNT_PUNT]++;
 		return;
 	}

@@ -117,4 +117,26 @@ struct {
 	__type(value, struct xfp_layer_counters);
 } xfp_lcnt_v1 SEC(".maps");
 
+/*
+ * Flow-verdict offload: (flow key, layer) -> verdict, generation range and
+ * the flow's counters. LRU: when full, the least recently used flow loses
+ * its offload and is classified (and punted) again, never wrongly decided.
+ * max_entries is set by user space before load (DatapathOptions).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XFP_OFFLOAD_DEFAULT_ENTRIES);
+	__type(key, struct xfp_offload_key);
+	__type(value, struct xfp_offload);
+} xfp_offload_v1 SEC(".maps");
+
+/* One offload key per CPU: the classifier's own locals fill most of the
+ * 512-byte BPF stack, so the 72-byte key is built here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xfp_offload_key);
+} xfp_flow_scratch_v1 SEC(".maps");
+
 #endif /* XFP_MAPS_H */

@@ -18,6 +18,7 @@
 
 #include <cstdarg>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -188,6 +189,14 @@ struct Datapath::Impl {
   std::vector<xfp_fields> unreclaimed_keys;  // old-bank keys still to delete
   uint32_t active_bank = 0;
 
+  // xfp_config is written whole; install() and the offload switch both
+  // write it, from different threads.
+  mutable std::mutex cfg_mu;
+  uint32_t offload_layers = 0;  // guarded by cfg_mu
+  uint64_t cfg_generation = 0;  // guarded by cfg_mu: what xfp_config holds
+
+  Status write_config_locked(uint32_t bank, uint64_t generation, uint32_t offload);
+
   uint64_t* prune = nullptr;  // mmap of xfp_prune_v1
   size_t prune_bytes = 0;
   uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v1
@@ -226,6 +235,9 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   if (!impl->skel) return errno_error("opening the xfp BPF object");
   if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v1, opts.max_entries) != 0)
     return errno_error("sizing the compiled-set map");
+  if (opts.max_offloads == 0) return make_error(EINVAL, "the flow offload map needs at least one entry");
+  if (bpf_map__set_max_entries(impl->skel->maps.xfp_offload_v1, opts.max_offloads) != 0)
+    return errno_error("sizing the flow offload map");
   impl->rodata_key_offset = static_cast<size_t>(reinterpret_cast<const char*>(&impl->skel->rodata->xfp_attachment_key) -
                                                 reinterpret_cast<const char*>(impl->skel->rodata));
   if (int err = xfp_bpf__load(impl->skel); err != 0)
@@ -681,8 +693,6 @@ Status Datapath::install(const CompiledSet& set) {
   const int entries_fd = impl_->map_fd(impl_->skel->maps.xfp_entries_v1);
   const int tuples_fd = impl_->map_fd(impl_->skel->maps.xfp_tuples_v1);
   const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v1);
-  const int cfg_fd = impl_->map_fd(impl_->skel->maps.xfp_cfg_v1);
-
   for (const CompiledLayer& cl : set.layers)
     if ((!cl.tuples.empty() && cl.prune.size() != XFP_PRUNE_SPAN) ||
         (cl.direct_fields && (cl.direct_map.size() != XFP_PRUNE_SPAN || cl.direct_results.size() > XFP_DIRECT_RESULTS)))
@@ -742,16 +752,17 @@ Status Datapath::install(const CompiledSet& set) {
       return errno_error("writing the set header");
     }
   }
-  // 2. Flip: one aligned word; each frame reads it once.
-  xfp_config cfg{};
-  cfg.active_bank = bank;
-  cfg.generation = generation_ + 1;
-  uint32_t zero = 0;
-  if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY) != 0) {
-    delete_entries(entries_fd, keys);
-    return errno_error("switching to the new filter set");
+  // 2. Flip: one aligned word; each frame reads it once. Offload entries
+  // carry the generation they are valid for, read from the same bank's
+  // header: they turn stale (or stay valid) in the same instant.
+  {
+    std::lock_guard<std::mutex> lock(impl_->cfg_mu);
+    if (Status s = impl_->write_config_locked(bank, generation_ + 1, impl_->offload_layers); !s) {
+      delete_entries(entries_fd, keys);
+      return std::move(s).error().context("switching to the new filter set");
+    }
+    impl_->active_bank = bank;  // under the lock: the offload switch rewrites the config too
   }
-  impl_->active_bank = bank;
   ++generation_;
   // 3. Frames that started on the old bank finish before it is cleared.
   std::vector<xfp_fields>& old_keys = impl_->unreclaimed_keys;
@@ -819,6 +830,160 @@ Status Datapath::unbind_xsk(uint32_t key, uint32_t queue) {
     return errno_error(fmt::format("unbinding the AF_XDP socket of queue {}", queue));
   return Ok{};
 }
+
+Status Datapath::Impl::write_config_locked(uint32_t bank, uint64_t generation, uint32_t offload) {
+  xfp_config cfg{};
+  cfg.active_bank = bank;
+  cfg.offload_layers = offload;
+  cfg.generation = generation;
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(map_fd(skel->maps.xfp_cfg_v1), &zero, &cfg, BPF_ANY) != 0)
+    return errno_error("writing the fast path's configuration");
+  cfg_generation = generation;
+  return Ok{};
+}
+
+namespace {
+
+const char* verdict_name(uint8_t v) {
+  switch (v) {
+    case XFP_OFFLOAD_PERMIT: return "permit";
+    case XFP_OFFLOAD_BLOCK: return "block";
+    case XFP_OFFLOAD_REDIRECT: return "redirect";
+    default: return "?";
+  }
+}
+
+xfp_offload_key offload_key(const xfp_flow_key& key, Layer layer) {
+  xfp_offload_key k{};
+  k.flow = key;
+  k.layer = static_cast<uint8_t>(layer);
+  return k;
+}
+
+OffloadedFlow to_entry(const xfp_offload_key& k, const xfp_offload& v) {
+  OffloadedFlow e;
+  e.key = k.flow;
+  e.layer = static_cast<Layer>(k.layer);
+  e.verdict = v.verdict;
+  e.redirect_ifindex = v.redirect_ifindex;
+  e.gen_first = v.gen_first;
+  e.gen_last = v.gen_last;
+  e.packets = v.packets;
+  e.bytes = v.bytes;
+  e.last_seen_ns = v.last_seen_ns;
+  e.flags = v.flags;
+  return e;
+}
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Status Datapath::offload_flow(const xfp_flow_key& key, Layer layer, uint8_t verdict, uint32_t redirect_ifindex,
+                              uint64_t generation) {
+  if (static_cast<uint32_t>(layer) >= XFP_LAYER_COUNT)
+    return make_error(EINVAL, fmt::format("offloading a flow: no layer {}", static_cast<int>(layer)));
+  if (verdict != XFP_OFFLOAD_PERMIT && verdict != XFP_OFFLOAD_BLOCK && verdict != XFP_OFFLOAD_REDIRECT)
+    return make_error(EINVAL, fmt::format("offloading a flow: verdict {} is not permit (1), block (2) or redirect (3)",
+                                          verdict));
+  if (verdict == XFP_OFFLOAD_REDIRECT && redirect_ifindex == 0)
+    return make_error(EINVAL, "offloading a flow: a redirect needs the target's ifindex");
+  xfp_offload_key k = offload_key(key, layer);
+  xfp_offload v{};
+  v.verdict = verdict;
+  v.redirect_ifindex = verdict == XFP_OFFLOAD_REDIRECT ? redirect_ifindex : 0;
+  v.gen_first = v.gen_last = static_cast<uint32_t>(generation);
+  v.last_seen_ns = monotonic_ns();  // an idle timer starts at the offload
+  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v1), &k, &v, BPF_ANY) != 0)
+    return errno_error(fmt::format("offloading a flow's {} verdict", verdict_name(verdict)));
+  std::lock_guard<std::mutex> lock(impl_->cfg_mu);
+  const uint32_t bit = 1u << static_cast<uint32_t>(layer);
+  if (!(impl_->offload_layers & bit)) {
+    XFP_TRY(impl_->write_config_locked(impl_->active_bank, impl_->cfg_generation, impl_->offload_layers | bit));
+    impl_->offload_layers |= bit;
+  }
+  return Ok{};
+}
+
+Status Datapath::remove_offload(const xfp_flow_key& key, Layer layer) {
+  xfp_offload_key k = offload_key(key, layer);
+  if (bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v1), &k) != 0)
+    return errno_error(errno == ENOENT ? "removing a flow offload: no such offloaded flow" : "removing a flow offload");
+  return Ok{};
+}
+
+Result<OffloadedFlow> Datapath::read_offload(const xfp_flow_key& key, Layer layer) const {
+  xfp_offload_key k = offload_key(key, layer);
+  xfp_offload v{};
+  if (bpf_map_lookup_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v1), &k, &v) != 0)
+    return errno_error(errno == ENOENT ? "reading a flow offload: no such offloaded flow" : "reading a flow offload");
+  return to_entry(k, v);
+}
+
+Result<std::vector<OffloadedFlow>> Datapath::read_offloads() const {
+  const int fd = impl_->map_fd(impl_->skel->maps.xfp_offload_v1);
+  std::vector<OffloadedFlow> out;
+  xfp_offload_key k{}, next{};
+  const xfp_offload_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    xfp_offload v{};
+    // An entry evicted or removed between the two calls is skipped.
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) out.push_back(to_entry(next, v));
+    k = next;
+    prev = &k;
+  }
+  if (errno != ENOENT) return errno_error("reading the flow offloads");
+  return out;
+}
+
+Result<size_t> Datapath::revalidate_offloads(uint64_t next_generation,
+                                             const std::function<bool(const OffloadedFlow&)>& keep) {
+  const int fd = impl_->map_fd(impl_->skel->maps.xfp_offload_v1);
+  auto entries = read_offloads();
+  if (!entries) return std::move(entries).error().context("revalidating the flow offloads");
+  const uint32_t next = static_cast<uint32_t>(next_generation);
+  size_t kept = 0;
+  for (const OffloadedFlow& e : *entries) {
+    const bool valid_now = e.valid_for(next_generation - 1);
+    const bool k = valid_now && keep(e);
+    // Kept: valid through `next`. Not kept: valid at most through next - 1,
+    // which also undoes a re-stamp for an install that failed.
+    uint32_t last = e.gen_last;
+    if (k) last = next;
+    else if (e.valid_for(next_generation)) last = next - 1;
+    if (k) ++kept;
+    if (last == e.gen_last) continue;
+    xfp_offload_key key = offload_key(e.key, e.layer);
+    xfp_offload v{};
+    // Re-read just before the write: the counters move meanwhile.
+    if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;  // gone (evicted, removed)
+    v.gen_last = last;
+    if (bpf_map_update_elem(fd, &key, &v, BPF_EXIST) != 0 && errno != ENOENT)
+      return errno_error("re-stamping a flow offload for the next filter set");
+  }
+  return kept;
+}
+
+Status Datapath::set_offload_enabled(bool enabled) {
+  std::lock_guard<std::mutex> lock(impl_->cfg_mu);
+  const uint32_t bits = enabled ? (1u << XFP_LAYER_COUNT) - 1 : 0;
+  if (bits == impl_->offload_layers) return Ok{};
+  XFP_TRY(impl_->write_config_locked(impl_->active_bank, impl_->cfg_generation, bits));
+  impl_->offload_layers = bits;
+  return Ok{};
+}
+
+bool Datapath::offload_enabled(Layer layer) const {
+  std::lock_guard<std::mutex> lock(impl_->cfg_mu);
+  return impl_->offload_layers & (1u << static_cast<uint32_t>(layer));
+}
+
+uint32_t Datapath::offload_capacity() const { return bpf_map__max_entries(impl_->skel->maps.xfp_offload_v1); }
 
 int Datapath::xdp_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_inbound); }
 int Datapath::tc_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_outbound); }

@@ -305,7 +305,7 @@ struct xfp_flow_key {
 	__u8 ip_version;  /* 4, 6, or 0 without IP */
 	__u8 protocol;    /* IPv4 protocol / IPv6 upper-layer next header, 0 without IP */
 	__u8 pad[6];      /* zero */
-};
+} __attribute__((aligned(8))); /* read as 8-byte words (hash, canonical order) */
 
 /*
  * Flow-verdict offload (xfp_offload_v1, an LRU hash sized by user space):

@@ -42,51 +42,90 @@ XFP_INLINE void xfp_flow_copy4(__u8 *dst, const __u8 *src)
 	__builtin_memcpy(dst, src, 4);
 }
 
-XFP_INLINE __u64 xfp_flow_word(const void *p)
+/* Aligned loads and stores inside the key (8-byte aligned): whole-word
+ * accesses rather than byte by byte, and few live registers, so the BPF
+ * code needs little stack. */
+XFP_INLINE __u64 xfp_flow_ld64(const __u8 *p)
 {
 	__u64 w;
 
-	__builtin_memcpy(&w, p, 8);
+	__builtin_memcpy(&w, __builtin_assume_aligned(p, 8), 8);
 	return w;
 }
 
-XFP_INLINE __u64 xfp_flow_mac48(const __u8 *m)
+XFP_INLINE void xfp_flow_st64(__u8 *p, __u64 w)
 {
-	return ((__u64)m[0] << 40) | ((__u64)m[1] << 32) | ((__u64)m[2] << 24) |
-	       ((__u64)m[3] << 16) | ((__u64)m[4] << 8) | m[5];
+	__builtin_memcpy(__builtin_assume_aligned(p, 8), &w, 8);
 }
 
-/* Puts the lower endpoint (address, then port, then MAC) first. */
+XFP_INLINE __u16 xfp_flow_ld16(const __u8 *p)
+{
+	__u16 w;
+
+	__builtin_memcpy(&w, __builtin_assume_aligned(p, 2), 2);
+	return w;
+}
+
+XFP_INLINE void xfp_flow_st16(__u8 *p, __u16 w)
+{
+	__builtin_memcpy(__builtin_assume_aligned(p, 2), &w, 2);
+}
+
+/* Swaps the 2-byte-aligned 16-bit words at p and q. */
+XFP_INLINE void xfp_flow_swap16(__u8 *p, __u8 *q)
+{
+	__u16 t = xfp_flow_ld16(p);
+
+	xfp_flow_st16(p, xfp_flow_ld16(q));
+	xfp_flow_st16(q, t);
+}
+
+XFP_INLINE void xfp_flow_swap64(__u8 *p, __u8 *q)
+{
+	__u64 t = xfp_flow_ld64(p);
+
+	xfp_flow_st64(p, xfp_flow_ld64(q));
+	xfp_flow_st64(q, t);
+}
+
+/* A MAC (2-byte aligned in the key) as a number for ordering. */
+XFP_INLINE __u64 xfp_flow_mac_order(const __u8 *m)
+{
+	return ((__u64)xfp_flow_ld16(m) << 32) | ((__u64)xfp_flow_ld16(m + 2) << 16) | xfp_flow_ld16(m + 4);
+}
+
+/*
+ * Puts the lower endpoint (address, then port, then MAC) first. Words are
+ * compared as the host loads them, the same on both sides (one machine):
+ * the order need only be consistent, not numeric.
+ */
 XFP_INLINE void xfp_flow_canonicalize(struct xfp_flow_key *k)
 {
-	__u64 a0 = xfp_flow_word(k->addr_a), b0 = xfp_flow_word(k->addr_b);
-	__u64 a1 = xfp_flow_word(k->addr_a + 8), b1 = xfp_flow_word(k->addr_b + 8);
-	__u64 am = xfp_flow_mac48(k->mac_a), bm = xfp_flow_mac48(k->mac_b);
-	int swap;
-	__u8 t[16];
-	__u16 tp;
+	__u8 *b = (__u8 *)k;
+	__u64 x, y;
 
-	/* The word order is host order on both sides (one machine), so the
-	 * comparison need only be consistent, not numeric. */
-	if (a0 != b0)
-		swap = a0 > b0;
-	else if (a1 != b1)
-		swap = a1 > b1;
-	else if (k->port_a != k->port_b)
-		swap = k->port_a > k->port_b;
-	else
-		swap = am > bm;
-	if (!swap)
+	x = xfp_flow_ld64(b);
+	y = xfp_flow_ld64(b + 16);
+	if (x == y) {
+		x = xfp_flow_ld64(b + 8);
+		y = xfp_flow_ld64(b + 24);
+	}
+	if (x == y) {
+		x = k->port_a;
+		y = k->port_b;
+	}
+	if (x == y) {
+		x = xfp_flow_mac_order(k->mac_a);
+		y = xfp_flow_mac_order(k->mac_b);
+	}
+	if (x <= y)
 		return;
-	xfp_flow_copy16(t, k->addr_a);
-	xfp_flow_copy16(k->addr_a, k->addr_b);
-	xfp_flow_copy16(k->addr_b, t);
-	xfp_copy_mac(t, k->mac_a);
-	xfp_copy_mac(k->mac_a, k->mac_b);
-	xfp_copy_mac(k->mac_b, t);
-	tp = k->port_a;
-	k->port_a = k->port_b;
-	k->port_b = tp;
+	xfp_flow_swap64(b, b + 16);
+	xfp_flow_swap64(b + 8, b + 24);
+	xfp_flow_swap16(k->mac_a, k->mac_b);
+	xfp_flow_swap16(k->mac_a + 2, k->mac_b + 2);
+	xfp_flow_swap16(k->mac_a + 4, k->mac_b + 4);
+	xfp_flow_swap16((__u8 *)&k->port_a, (__u8 *)&k->port_b);
 }
 
 /*
@@ -235,7 +274,7 @@ XFP_INLINE __u64 xfp_flow_handle(const struct xfp_flow_key *k)
 	int i;
 
 	for (i = 0; i < (int)(sizeof(*k) / 8); i++) {
-		h ^= xfp_flow_word(b + i * 8);
+		h ^= xfp_flow_ld64(b + i * 8);
 		h = (h << 27 | h >> 37) * 0x9e3779b97f4a7c15ull;
 	}
 	h = xfp_flow_mix(h);

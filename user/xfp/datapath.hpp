@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,26 @@ struct FilterCounters {
 
 struct DatapathOptions {
   uint32_t max_entries = 1u << 20;  // capacity of the compiled-set hash (both banks)
+  uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)
+};
+
+// One offloaded flow verdict as the kernel holds it (xfp_offload_v1).
+struct OffloadedFlow {
+  xfp_flow_key key{};
+  Layer layer = Layer::Inbound;
+  uint8_t verdict = 0;            // enum xfp_offload_verdict
+  uint32_t redirect_ifindex = 0;  // XFP_OFFLOAD_REDIRECT only
+  uint32_t gen_first = 0;         // valid for generations [gen_first, gen_last] (low 32 bits)
+  uint32_t gen_last = 0;
+  uint64_t packets = 0;           // frames the kernel decided with it
+  uint64_t bytes = 0;
+  uint64_t last_seen_ns = 0;      // CLOCK_MONOTONIC (bpf_ktime_get_ns); set at offload too
+  uint8_t flags = 0;              // enum xfp_offload_flag (FIN/RST seen)
+
+  // Valid under the compiled set of `generation` (what the kernel checks).
+  bool valid_for(uint64_t generation) const {
+    return static_cast<uint32_t>(generation) - gen_first <= gen_last - gen_first;
+  }
 };
 
 class Datapath {
@@ -77,6 +98,46 @@ class Datapath {
   Status set_callout_served(uint16_t callout_id, bool served);
   Status bind_xsk(uint32_t key, uint32_t queue, int xsk_fd);
   Status unbind_xsk(uint32_t key, uint32_t queue);
+
+  // ---- Flow-verdict offload (xfp_offload_v1; docs/ARCHITECTURE.md, "Flows").
+  // Thread-safe with each other and with install(): a worker may offload
+  // while the control thread installs.
+  //
+  // Hands the verdict of the flow `key` at `layer` to the kernel: frames of
+  // the flow are then decided in XDP/TC (permit, block, or redirect to
+  // redirect_ifindex, an interface in the attachment's namespace) while the
+  // active compiled set's generation is `generation` (as decided: the
+  // generation the frame was classified under, e.g. xfp_punt_meta's). A
+  // stale generation is accepted and simply never applies. Replaces an
+  // entry of the same key (its counters restart). Turns the layer's offload
+  // lookup on (set_offload_enabled). EINVAL for a bad verdict or layer, a
+  // redirect without ifindex; ENOSPC/E2BIG... from the kernel.
+  Status offload_flow(const xfp_flow_key& key, Layer layer, uint8_t verdict, uint32_t redirect_ifindex,
+                      uint64_t generation);
+  // Takes the verdict back: later frames are classified again. ENOENT when
+  // there is none (never offloaded, removed, or evicted by the LRU).
+  Status remove_offload(const xfp_flow_key& key, Layer layer);
+  // One entry (ENOENT when absent), or all of them (the map is walked
+  // key by key; entries added meanwhile may be missed).
+  Result<OffloadedFlow> read_offload(const xfp_flow_key& key, Layer layer) const;
+  Result<std::vector<OffloadedFlow>> read_offloads() const;
+  // Before install() of the next set (generation() + 1 = next_generation):
+  // entries for which keep() is true stay valid under it (gen_last =
+  // next_generation, written before the bank flip, so they apply without a
+  // gap); the others keep their range and turn stale at the flip, in the
+  // same instant as the filters change. Calling it again (after a failed
+  // install) re-decides every entry. Frames counted while an entry is being
+  // re-stamped may be lost from its counters (the kernel replaces the
+  // element). Returns how many entries were kept.
+  Result<size_t> revalidate_offloads(uint64_t next_generation,
+                                     const std::function<bool(const OffloadedFlow&)>& keep);
+  // Whether XDP/TC look offloads up at all (xfp_config.offload_layers, both
+  // layers). Off, the fast path pays one bit test; on, one flow-key parse
+  // and one LRU hash lookup per frame. Off by default; offload_flow turns
+  // the entry's layer on.
+  Status set_offload_enabled(bool enabled);
+  bool offload_enabled(Layer layer) const;
+  uint32_t offload_capacity() const;
 
   int xdp_prog_fd() const;  // the loaded programs, for BPF_PROG_TEST_RUN
   int tc_prog_fd() const;

@@ -65,6 +65,12 @@ constexpr uint32_t kMaxCredits = 32;
 constexpr size_t kMaxOutBytes = 1u << 20;
 constexpr size_t kExpiredMemory = 256;
 constexpr int kReadsPerPass = 32;
+// A waiting sender reads the socket itself this long (see send()), in poll
+// slices of kDirectSlice; the server thread leaves the socket to senders
+// until kDirectLinger after the last one (see run()).
+constexpr auto kDirectWindow = std::chrono::milliseconds(2);
+constexpr auto kDirectSlice = std::chrono::milliseconds(1);
+constexpr auto kDirectLinger = std::chrono::milliseconds(2);
 
 std::string make_frame(uint16_t type, uint16_t flags, uint64_t id, uint32_t status, const void* payload,
                        size_t length) {
@@ -93,11 +99,27 @@ struct Waiter {
   bool done = false;
   SendStatus status = SendStatus::kSuccess;
   std::condition_variable cv;
+  int wake_fd = -1;     // set while the sender polls the socket itself (send())
+  bool woke_fd = false;  // finish() wrote to wake_fd
 
   void finish(SendStatus s) {
     status = s;
     done = true;
     cv.notify_one();
+    if (wake_fd >= 0) {
+      uint64_t one = 1;
+      woke_fd = ::write(wake_fd, &one, sizeof one) == static_cast<ssize_t>(sizeof one);
+    }
+  }
+};
+
+// A sender thread's eventfd for the direct wait of send(): finish() from
+// another thread (the server thread read the REPLY first, a disconnect,
+// stop) wakes the sender's poll at once.
+struct ThreadWakeFd {
+  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ~ThreadWakeFd() {
+    if (fd >= 0) ::close(fd);
   }
 };
 
@@ -120,6 +142,10 @@ struct Client {
   std::deque<uint64_t> expired;
   std::deque<std::string> out;
   size_t out_bytes = 0;
+  // Senders reading this socket themselves (send()'s direct wait), and until
+  // when the server thread leaves its input to them (see run()).
+  int direct_waiters = 0;
+  Clock::time_point direct_until{};
 };
 
 struct Job {
@@ -175,6 +201,7 @@ struct MessagePortServer::Impl {
   bool stopping = false;
   bool stopped = false;
   Stats stats;
+  std::vector<Job> deferred;  // callbacks a sender's direct read came upon: the server thread runs them
   std::thread thread;
 
   ~Impl() {
@@ -395,9 +422,12 @@ struct MessagePortServer::Impl {
     }
   }
 
-  void on_readable(Client& c, std::vector<uint8_t>& buf, std::vector<Job>& jobs) {
+  // Reads up to kReadsPerPass records, or until *until_done is set (a
+  // direct-waiting sender's own record came: the rest is for later, which
+  // saves the read that would find the socket empty).
+  void on_readable(Client& c, std::vector<uint8_t>& buf, std::vector<Job>& jobs, const bool* until_done = nullptr) {
     for (int i = 0; i < kReadsPerPass && !c.dead && c.phase != Phase::kConnecting && !c.close_after_flush &&
-                    c.out_bytes < kMaxOutBytes;
+                    c.out_bytes < kMaxOutBytes && !(until_done && *until_done);
          ++i) {
       iovec iov{buf.data(), buf.size()};
       msghdr mh{};
@@ -506,15 +536,25 @@ struct MessagePortServer::Impl {
         std::lock_guard lk(mu);
         if (stopping) return;
         reap(jobs);
+        for (Job& j : deferred) jobs.push_back(std::move(j));
+        deferred.clear();
         fds.clear();
         ids.clear();
         fds.push_back({wake_fd, POLLIN, 0});
         fds.push_back({listen_fd, POLLIN, 0});
         auto next = Clock::time_point::max();
+        const auto now = Clock::now();
         for (auto& [id, c] : clients) {
           short ev = 0;
           if (!c->out.empty()) ev |= POLLOUT;
-          if (c->phase != Phase::kConnecting && !c->close_after_flush && c->out_bytes < kMaxOutBytes) ev |= POLLIN;
+          // A socket senders read themselves (or did a moment ago, and
+          // likely will again) is left to them: waking this thread for
+          // records they read would cost a thread switch per message. It is
+          // looked at again within kDirectLinger.
+          const bool direct = c->direct_waiters > 0 || now < c->direct_until;
+          if (direct) next = std::min(next, std::max(c->direct_until, now + kDirectLinger));
+          if (!direct && c->phase != Phase::kConnecting && !c->close_after_flush && c->out_bytes < kMaxOutBytes)
+            ev |= POLLIN;
           fds.push_back({c->fd, ev, 0});
           ids.push_back(id);
           if (c->phase == Phase::kHandshake || c->phase == Phase::kRefused)
@@ -527,6 +567,10 @@ struct MessagePortServer::Impl {
       }
       if (!jobs.empty()) {
         run_jobs(jobs);
+        {
+          std::lock_guard lk(mu);
+          apply_jobs(jobs);  // the deferred SENDs' replies (disconnects need none)
+        }
         jobs.clear();
         continue;  // poll with a fresh set
       }
@@ -654,6 +698,65 @@ SendStatus MessagePortServer::send(ClientId client, const void* message, size_t 
   } else {
     if (c->pending.size() >= s.opts.max_pending) return SendStatus::kInsufficientResources;
     c->pending.push_back(&w);
+  }
+  // Waiting (for the client's GET, or for its REPLY): for a short while the
+  // sender reads the client's socket itself instead of waiting for the
+  // server thread to read the record and wake it, which saves a thread
+  // switch per message; the server thread leaves the socket alone meanwhile
+  // (run()). Reads are under the mutex and whole records, whoever makes
+  // them: a GET read here delivers the oldest waiting message (maybe
+  // another sender's), a REPLY finishes its sender, a client's SEND becomes
+  // a job for the server thread. After kDirectWindow the server thread
+  // takes over, so a reply that takes long (a person answering) costs no
+  // polling here. finish() from elsewhere (stop, a disconnect, the server
+  // thread) wakes the poll through the thread's eventfd.
+  thread_local ThreadWakeFd wake;
+  const auto direct_until = Clock::now() + kDirectWindow;
+  while (!w.done && wake.fd >= 0 && Clock::now() < direct_until) {
+    Client* cc = s.find(client);
+    if (cc == nullptr || cc->dead) break;
+    const int fd = cc->fd;
+    ++cc->direct_waiters;
+    auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(kDirectSlice).count();
+    if (!timeout.infinite()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*timeout.at() - Clock::now()).count();
+      slice = std::clamp<int64_t>(left, 0, slice);
+    }
+    w.wake_fd = wake.fd;
+    lk.unlock();
+    pollfd p[2] = {{fd, POLLIN, 0}, {wake.fd, POLLIN, 0}};
+    int pr = ::poll(p, 2, static_cast<int>(slice));
+    lk.lock();
+    w.wake_fd = -1;
+    cc = s.find(client);
+    if (cc != nullptr && cc->fd == fd) {
+      --cc->direct_waiters;
+      cc->direct_until = Clock::now() + kDirectLinger;
+    }
+    if (w.woke_fd) {
+      uint64_t v;
+      [[maybe_unused]] auto n = ::read(wake.fd, &v, sizeof v);
+      w.woke_fd = false;
+    }
+    if (w.done) break;
+    if (pr > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) && cc != nullptr && !cc->dead && cc->fd == fd) {
+      thread_local std::vector<uint8_t> buf(XFP_PORT_MAX_FRAME + 1);
+      std::vector<Job> jobs;
+      s.on_readable(*cc, buf, jobs, &w.done);
+      if (!jobs.empty()) {
+        for (Job& j : jobs) s.deferred.push_back(std::move(j));
+        s.wake();
+      }
+    }
+    if (!w.done && !timeout.infinite() && Clock::now() >= *timeout.at()) break;  // the loop below times out
+  }
+  if (!w.done) {
+    // Still waiting, now on the server thread: let it read the socket again at
+    // once rather than after the linger.
+    if (Client* cc = s.find(client); cc != nullptr && cc->direct_waiters == 0) {
+      cc->direct_until = Clock::time_point{};
+      s.wake();
+    }
   }
   while (!w.done) {
     if (timeout.infinite()) {

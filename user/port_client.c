@@ -333,6 +333,13 @@ int xfp_port_get_message(struct xfp_port_conn *conn, void *buf, size_t cap, size
 			if (r < 0)
 				return r;
 			conn->credit = 1;
+			/* The answer to a GET needs the server's turn: wait before
+			 * reading (saves a recvmsg that would find nothing). */
+			r = wait_fd(conn->fd, POLLIN, deadline);
+			if (r == -ETIMEDOUT)
+				break;
+			if (r < 0)
+				return r;
 		}
 		r = read_one(conn, deadline);
 		if (conn->have_msg)

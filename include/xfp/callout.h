@@ -363,10 +363,15 @@ struct xfp_host_api {
 	 * Message ports. port_create makes the socket /run/xfp/ports/NAME (name:
 	 * [A-Za-z0-9._-], at most 63 bytes; the daemon's --port-dir and
 	 * --port-group apply) that at most max_connections clients may hold at
-	 * once. 0, -EEXIST (a live port of that name), -EINVAL, or an errno of
-	 * the socket. port_close closes every client (their disconnect callbacks
-	 * run; waiting senders get XFP_STATUS_PORT_DISCONNECTED) and the port.
-	 * The host closes a plugin's ports left open at unload, after fini.
+	 * once. 0, -EEXIST (a live port of that name), -EINVAL, an errno of
+	 * the socket, or XFP_STATUS_SHUTTING_DOWN (the daemon is stopping).
+	 * port_close closes every client (their disconnect callbacks run, on
+	 * the calling thread) and the port; senders waiting on it are released
+	 * with XFP_STATUS_SHUTTING_DOWN, and the handle is stale from then on
+	 * (port_send returns XFP_STATUS_SHUTTING_DOWN). Never call it from the
+	 * port's own callbacks. The host closes a plugin's ports left open at
+	 * unload, after fini: a plugin whose thread sends closes its port in
+	 * fini before joining that thread, so that the join does not wait.
 	 *
 	 * port_send (FltSendMessage): sends `len` bytes (at most
 	 * XFP_PORT_MAX_MESSAGE) to `client`. Delivered at once when the client is

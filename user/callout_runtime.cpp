@@ -40,7 +40,8 @@ CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& 
   host_.set_port_service(ports_.get());
   host_.set_on_served([this](uint16_t id, bool served) { return dp_.set_callout_served(id, served); });
   host_.set_injection_service(this);
-  flows_ = std::make_unique<FlowServiceImpl>(host_, options.flows, nullptr);
+  offloads_ = std::make_unique<DatapathOffloads>(dp_);
+  flows_ = std::make_unique<FlowServiceImpl>(host_, options.flows, offloads_.get());
   host_.set_flow_service(flows_.get());
   host_.set_iface_resolver([this](const std::string& ifname) -> uint32_t {
     std::lock_guard lock(mu_);

@@ -18,19 +18,23 @@ uint8_t action_of(uint8_t verdict) {
   return verdict == XFP_FLOW_VERDICT_PERMIT ? XFP_ACTION_PERMIT : XFP_ACTION_BLOCK;
 }
 
+std::string key_bytes(const xfp_flow_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof k); }
+
 bool decision_matches(uint8_t verdict, Action action) {
   return (verdict == XFP_FLOW_VERDICT_PERMIT && action == Action::Permit) ||
          (verdict == XFP_FLOW_VERDICT_BLOCK && action == Action::Block);
 }
 
 // Re-evaluates an offloaded flow: the offloading callout answers with its
-// verdict; any other callout on the way makes the outcome unknown.
+// verdict; an inspection callout cannot change a verdict (it continues); any
+// other callout on the way makes the outcome unknown.
 class RecheckInvoker final : public CalloutInvoker {
  public:
   RecheckInvoker(uint16_t callout, uint8_t verdict) : callout_(callout), verdict_(verdict) {}
   bool other_callout = false;
   CalloutVerdict invoke(const Filter& f, const xfp_fields&, bool) override {
     if (PolicySnapshot::callout_id_of(f) == callout_) return {true, action_of(verdict_), false};
+    if (f.action == Action::CalloutInspection) return {true, XFP_ACTION_CONTINUE, false};
     other_callout = true;
     return {};
   }
@@ -95,18 +99,28 @@ void FlowServiceImpl::sweep(uint64_t now) {
   std::vector<std::pair<uint64_t, uint64_t>> seen;
   if (backend_) {
     std::lock_guard lock(offload_mu_);
-    for (auto& [k, r] : offloads_) {
-      auto v = backend_->read(r.key);
-      if (!v) continue;  // gone (the kernel's LRU map evicted it): the flow idles out
-      r.packets = v->packets;
-      r.bytes = v->bytes;
-      r.last_seen_ns = v->last_seen_ns;
-      r.kernel_flags = v->flags;
-      seen.emplace_back(r.handle, v->last_seen_ns);
-      if (v->flags & XFP_OFFLOAD_RST_SEEN) ended.emplace_back(r.handle, FlowEndReason::TcpRst);
-      else if (v->flags & XFP_OFFLOAD_FIN_SEEN) ended.emplace_back(r.handle, FlowEndReason::TcpFin);
+    if (!offloads_.empty()) {
+      std::map<std::pair<std::string, uint8_t>, OffloadRecord*> by_key;
+      for (auto& [k, r] : offloads_) by_key[{key_bytes(r.key.flow), r.key.layer}] = &r;
+      Status s = backend_->read_all([&](const xfp_offload_key& key, const xfp_offload& v) {
+        auto it = by_key.find({key_bytes(key.flow), key.layer});
+        if (it == by_key.end()) return;
+        OffloadRecord& r = *it->second;
+        r.packets = v.packets;
+        r.bytes = v.bytes;
+        r.last_seen_ns = v.last_seen_ns;
+        r.kernel_flags = v.flags;
+        seen.emplace_back(r.handle, v.last_seen_ns);
+        if (v.flags & XFP_OFFLOAD_RST_SEEN) ended.emplace_back(r.handle, FlowEndReason::TcpRst);
+        else if (v.flags & XFP_OFFLOAD_FIN_SEEN) ended.emplace_back(r.handle, FlowEndReason::TcpFin);
+      });
+      if (!s) {
+        ++errors_;
+        spdlog::warn("flows: reading the offload entries: {}", s.error().message);
+      }
     }
   }
+  // An entry the kernel's LRU map evicted is simply not seen: the flow idles out.
   for (auto [handle, t] : seen) table_.touch(handle, t);
   for (auto [handle, reason] : ended) (void)table_.end_flow(handle, reason);
   (void)table_.expire(now);
@@ -212,7 +226,7 @@ void FlowServiceImpl::complete_offload(uint64_t handle, const xfp_flow_key& key,
   r.key.layer = layer;
   r.verdict = verdict;
   r.callout = callout;
-  r.gen_first = r.gen_last = r.gen_confirmed = static_cast<uint32_t>(generation);
+  r.gen_first = r.gen_last = static_cast<uint32_t>(generation);
   r.fields = fields;
   if (Status s = backend_->offload(r.key, verdict, r.gen_first); !s) {
     ++errors_;
@@ -241,23 +255,28 @@ int FlowServiceImpl::offload_remove(uint64_t flow_handle, uint8_t layer) noexcep
 
 void FlowServiceImpl::prepare_generation(const PolicySnapshot& next) {
   std::lock_guard lock(offload_mu_);
+  if (!backend_ || offloads_.empty()) return;
   const auto gen = static_cast<uint32_t>(next.generation());
+  std::map<std::pair<std::string, uint8_t>, OffloadRecord*> by_key;
   for (auto& [k, r] : offloads_) {
     RecheckInvoker inv(r.callout, r.verdict);
     const Decision d = next.classify(static_cast<Layer>(r.key.layer), r.fields, inv);
     r.keep = !inv.other_callout && !d.absorbed && decision_matches(r.verdict, d.action);
-    // Not kept: back to what the installed generations confirmed, in case
-    // an earlier prepare (whose install then failed) had stamped this one.
-    const uint32_t last = r.keep ? gen : r.gen_confirmed;
-    if (last == r.gen_last) continue;
-    if (Status s = backend_->restamp(r.key, last); !s) {
-      ++errors_;
-      r.keep = false;
-      spdlog::warn("flows: re-stamping an offload entry: {}", s.error().message);
-      continue;
-    }
-    r.gen_last = last;
+    by_key[{key_bytes(r.key.flow), r.key.layer}] = &r;
   }
+  // Entries the service does not know (left over) are not kept.
+  Status s = backend_->revalidate(next.generation(), [&](const xfp_offload_key& key) {
+    auto it = by_key.find({key_bytes(key.flow), key.layer});
+    return it != by_key.end() && it->second->keep;
+  });
+  if (!s) {
+    ++errors_;
+    spdlog::warn("flows: re-stamping the offload entries: {}", s.error().message);
+    for (auto& [k, r] : offloads_) r.keep = false;  // dropped after the install: punted again
+  }
+  for (auto& [k, r] : offloads_)
+    if (r.keep) r.gen_last = gen;
+    else if (r.gen_last - r.gen_first >= gen - r.gen_first) r.gen_last = gen - 1;  // undo an earlier stamp
 }
 
 void FlowServiceImpl::generation_installed(uint64_t generation) {
@@ -267,7 +286,6 @@ void FlowServiceImpl::generation_installed(uint64_t generation) {
     const auto gen = static_cast<uint32_t>(generation);
     for (auto it = offloads_.begin(); it != offloads_.end();) {
       if (it->second.gen_last == gen) {
-        it->second.gen_confirmed = gen;
         ++restamped_;
         ++it;
         continue;
@@ -304,25 +322,5 @@ FlowServiceStats FlowServiceImpl::stats() const {
   st.offload_errors = errors_;
   return st;
 }
-
-// ---- redirect records: not this service's ----
-
-int FlowServiceImpl::redirect_handle_create(const std::string&, xfp_redirect_handle** handle) noexcept {
-  if (handle) *handle = nullptr;
-  return -EOPNOTSUPP;
-}
-
-void FlowServiceImpl::redirect_handle_destroy(xfp_redirect_handle*) noexcept {}
-
-xfp_redirect_state FlowServiceImpl::redirect_state(const xfp_redirect_handle*, const xfp_classify_item*) noexcept {
-  return XFP_NOT_REDIRECTED;
-}
-
-int FlowServiceImpl::redirect_flow(xfp_redirect_handle*, xfp_classify_item*, const char*, const void*, uint32_t,
-                                   uint32_t) noexcept {
-  return -EOPNOTSUPP;
-}
-
-void FlowServiceImpl::destroy_all_of(const std::string&) noexcept {}
 
 }  // namespace xfp

@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -34,22 +36,29 @@ class FakeOffloads final : public OffloadBackend {
     entries[bytes(key)] = v;
     return Ok{};
   }
-  Status restamp(const xfp_offload_key& key, uint32_t gen_last) override {
+  Status revalidate(uint64_t next, const std::function<bool(const xfp_offload_key&)>& keep) override {
     std::lock_guard lock(mu);
-    auto it = entries.find(bytes(key));
-    if (it == entries.end()) return make_error(ENOENT, "no entry");
-    it->second.gen_last = gen_last;
+    const auto gen = static_cast<uint32_t>(next);
+    for (auto& [k, v] : entries) {
+      xfp_offload_key key;
+      std::memcpy(&key, k.data(), sizeof key);
+      if (keep(key)) v.gen_last = gen;
+      else if (v.gen_last - v.gen_first >= gen - v.gen_first) v.gen_last = gen - 1;
+    }
     return Ok{};
   }
   Status remove(const xfp_offload_key& key) override {
     std::lock_guard lock(mu);
     return entries.erase(bytes(key)) ? Status{} : Status{make_error(ENOENT, "no entry")};
   }
-  Result<xfp_offload> read(const xfp_offload_key& key) override {
+  Status read_all(const std::function<void(const xfp_offload_key&, const xfp_offload&)>& fn) override {
     std::lock_guard lock(mu);
-    auto it = entries.find(bytes(key));
-    if (it == entries.end()) return make_error(ENOENT, "no entry");
-    return it->second;
+    for (auto& [k, v] : entries) {
+      xfp_offload_key key;
+      std::memcpy(&key, k.data(), sizeof key);
+      fn(key, v);
+    }
+    return Ok{};
   }
   static std::string bytes(const xfp_offload_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof k); }
   xfp_offload* find(const xfp_flow_key& flow, uint8_t layer) {

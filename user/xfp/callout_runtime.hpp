@@ -20,6 +20,7 @@
 
 #include "xfp/callout_host.hpp"
 #include "xfp/datapath.hpp"
+#include "xfp/flow_offloads.hpp"
 #include "xfp/flow_service_impl.hpp"
 #include "xfp/injection_service.hpp"
 #include "xfp/injector.hpp"
@@ -114,6 +115,7 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   CalloutHost host_;
   // Flows: the destructor ends them and unloads the plugins (whose
   // retire_callout runs here) before the members go.
+  std::unique_ptr<DatapathOffloads> offloads_;  // the kernel's offload map, for flows_
   std::unique_ptr<FlowServiceImpl> flows_;
   PolicySnapshotPtr snapshot_;
   mutable std::mutex mu_;  // interfaces_, namespaces_

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -42,12 +43,6 @@
 
 namespace xfp {
 
-// One kernel offload entry.
-struct OffloadEntry {
-  xfp_offload_key key{};
-  xfp_offload value{};
-};
-
 // The kernel's offload map, as the service needs it (the Datapath in the
 // daemon, a fake in unit tests).
 class OffloadBackend {
@@ -55,11 +50,14 @@ class OffloadBackend {
   virtual ~OffloadBackend() = default;
   // Writes (or overwrites) the entry: verdict, valid for [generation, generation].
   virtual Status offload(const xfp_offload_key& key, uint8_t verdict, uint32_t generation) = 0;
-  // Sets the last generation the entry is valid for.
-  virtual Status restamp(const xfp_offload_key& key, uint32_t gen_last) = 0;
   virtual Status remove(const xfp_offload_key& key) = 0;
-  // The entry's counters, last-seen time and flags; ENOENT when gone.
-  virtual Result<xfp_offload> read(const xfp_offload_key& key) = 0;
+  // Every entry: its counters, last-seen time and flags.
+  virtual Status read_all(const std::function<void(const xfp_offload_key&, const xfp_offload&)>& fn) = 0;
+  // Before generation `next` is installed: the entries keep() accepts stay
+  // valid under it (gen_last = next); the others keep their range (below
+  // `next`) and turn stale at the bank flip. Decides every entry again when
+  // called again for the same `next`.
+  virtual Status revalidate(uint64_t next, const std::function<bool(const xfp_offload_key&)>& keep) = 0;
 };
 
 // An offloaded verdict as the service keeps it.
@@ -69,8 +67,7 @@ struct OffloadRecord {
   uint8_t verdict = 0;  // enum xfp_flow_verdict
   uint16_t callout = 0;
   uint32_t gen_first = 0;
-  uint32_t gen_last = 0;       // as written in the kernel
-  uint32_t gen_confirmed = 0;  // the last generation installed while the entry was valid
+  uint32_t gen_last = 0;  // as written in the kernel
   xfp_fields fields{};  // of the frame that offloaded it: what a new generation re-checks
   // Last read from the kernel.
   uint64_t packets = 0, bytes = 0, last_seen_ns = 0;
@@ -129,15 +126,6 @@ class FlowServiceImpl final : public FlowService, private FlowDeleteSink {
   int offload(const RegisteredCallout& callout, const xfp_classify_item* item, uint32_t verdict) noexcept override;
   int offload_remove(uint64_t flow_handle, uint8_t layer) noexcept override;
   void retire_callout(const RegisteredCallout& callout) noexcept override;
-  // Redirect records are not the flow service's (redirect_service.hpp):
-  // until every FlowService has lost these, they answer "not supported".
-  // No `override`: they override only where FlowService still declares them.
-  int redirect_handle_create(const std::string& plugin, xfp_redirect_handle** handle) noexcept;
-  void redirect_handle_destroy(xfp_redirect_handle* handle) noexcept;
-  xfp_redirect_state redirect_state(const xfp_redirect_handle* handle, const xfp_classify_item* item) noexcept;
-  int redirect_flow(xfp_redirect_handle* handle, xfp_classify_item* item, const char* ifname, const void* context,
-                    uint32_t context_len, uint32_t flags) noexcept;
-  void destroy_all_of(const std::string& plugin) noexcept;
 
   static uint64_t now_ns();
 

@@ -36,8 +36,13 @@ uint32_t rx_queue_count(const std::string& ifname) {
 }  // namespace
 
 CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& options)
-    : dp_(datapath), options_(options), ports_(std::make_unique<MessagePortService>(options.ports)) {
+    : dp_(datapath),
+      options_(options),
+      ports_(std::make_unique<MessagePortService>(options.ports)),
+      redirects_(std::make_unique<RedirectStore>(options.redirects)) {
   host_.set_port_service(ports_.get());
+  redirects_->set_offloader(redirect_offloader(dp_));  // XFP_REDIRECT_OFFLOAD: the kernel redirects the flow
+  host_.set_redirect_service(redirects_.get());
   host_.set_on_served([this](uint16_t id, bool served) { return dp_.set_callout_served(id, served); });
   host_.set_injection_service(this);
   offloads_ = std::make_unique<DatapathOffloads>(dp_);

@@ -9,6 +9,7 @@
 
 #include "cli.hpp"
 #include "port_listen.hpp"
+#include "redirect.hpp"
 #include "xfp/control.hpp"
 
 namespace xfp::cli {
@@ -302,6 +303,9 @@ Examples:
   // port (port_listen.cpp)
   PortListenOptions port_listen;
   auto* plisten = add_port_commands(app, port_listen);
+  // redirect (redirect.cpp)
+  RedirectCliOptions redirect_opts;
+  auto* redirect = add_redirect_commands(app, redirect_opts);
 
   auto* counters = app.add_subcommand("counters", "per-filter frame and byte counters");
   add_watch(counters, watch_text);
@@ -348,6 +352,7 @@ Examples:
   if (*clist) return cmd_callout_list(g);
   if (*flows) return cmd_flows(g, flows_limit);
   if (*plisten) return cmd_port_listen(g, port_listen);
+  if (*redirect) return cmd_redirect(g, redirect_opts);
   if (*status) return cmd_status(g, watch_value(status->get_option("--watch"), watch_text));
   if (*counters) return cmd_counters(g, watch_value(counters->get_option("--watch"), watch_text));
   if (!apply_file.empty()) return cmd_apply(g, apply_file);

@@ -15,6 +15,7 @@
 //   callout.unload {name}
 //   callout.list                      -> plugins: [name, path, callouts: [key, id, flags]]
 //   flows {limit?}                    -> flows: [handle, key, device, age, contexts, offload], stats (flows.cpp)
+//   redirect.query / .set / .list     -> redirect records (redirect.cpp, user/redirect_store.cpp)
 #include <unistd.h>
 
 #include <functional>
@@ -23,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
+#include "redirect.hpp"
 #include "xfp/control.hpp"
 #include "xfp/filter_json.hpp"
 
@@ -240,6 +242,9 @@ const std::map<std::string, Op>& ops() {
       {"callout.unload", op_callout_unload},
       {"callout.list", op_callout_list},
       {"flows", op_flows},
+      {"redirect.query", op_redirect},
+      {"redirect.set", op_redirect},
+      {"redirect.list", op_redirect},
   };
   return table;
 }

@@ -27,6 +27,7 @@
 #include "xfp/policy_snapshot.hpp"
 #include "xfp/port_service_impl.hpp"
 #include "xfp/punt_worker.hpp"
+#include "xfp/redirect_store.hpp"
 #include "xfp/reinject_link.hpp"
 #include "xfp/tx_port.hpp"
 #include "xfp/xsk.hpp"
@@ -39,6 +40,7 @@ struct CalloutRuntimeOptions {
   uint32_t max_queues = XFP_MAX_QUEUES;  // workers per interface at most
   FlowTableOptions flows;                // the flow table (xfp daemon --max-flows, --flow-idle-timeout)
   PortServiceOptions ports;              // the plugins' message ports (xfp daemon --port-dir, --port-group)
+  RedirectOptions redirects;             // redirect records (bounds, idle timeout)
 };
 
 struct WorkerStatus {
@@ -57,6 +59,7 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   Injector& injector() { return injector_; }
   FlowServiceImpl& flows() { return *flows_; }
   MessagePortService& ports() { return *ports_; }
+  RedirectStore& redirects() { return *redirects_; }
 
   // Starts the workers of an attached interface (inbound layer only).
   Status attach(const Attachment& attachment);
@@ -112,6 +115,8 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   Injector injector_;
   // Before host_: the plugins' ports outlive the plugins (see ~CalloutRuntime).
   std::unique_ptr<MessagePortService> ports_;
+  // Before host_ too: unloading a plugin destroys its redirect handles here.
+  std::unique_ptr<RedirectStore> redirects_;
   CalloutHost host_;
   // Flows: the destructor ends them and unloads the plugins (whose
   // retire_callout runs here) before the members go.

@@ -180,7 +180,9 @@ static __always_inline __u64 xfp_offload_decide(const __u8 *data, const __u8 *en
 	}
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, wire_len);
-	e->last_seen_ns = bpf_ktime_get_ns();
+	/* The coarse clock (CLOCK_MONOTONIC_COARSE, a tick's resolution) is
+	 * enough for idle expiry and cheaper than bpf_ktime_get_ns(). */
+	e->last_seen_ns = bpf_ktime_get_coarse_ns();
 	if (e->verdict == XFP_OFFLOAD_BLOCK) {
 		xfp_count_layer(layer, XFP_CNT_OFFLOAD_BLOCK);
 		return XFP_OFFLOAD_RESULT(XFP_OFFLOAD_BLOCK, 0);

@@ -876,9 +876,9 @@ OffloadedFlow to_entry(const xfp_offload_key& k, const xfp_offload& v) {
   return e;
 }
 
-uint64_t monotonic_ns() {
+uint64_t monotonic_coarse_ns() {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);  // bpf_ktime_get_coarse_ns()'s clock
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
@@ -898,7 +898,7 @@ Status Datapath::offload_flow(const xfp_flow_key& key, Layer layer, uint8_t verd
   v.verdict = verdict;
   v.redirect_ifindex = verdict == XFP_OFFLOAD_REDIRECT ? redirect_ifindex : 0;
   v.gen_first = v.gen_last = static_cast<uint32_t>(generation);
-  v.last_seen_ns = monotonic_ns();  // an idle timer starts at the offload
+  v.last_seen_ns = monotonic_coarse_ns();  // an idle timer starts at the offload
   if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v1), &k, &v, BPF_ANY) != 0)
     return errno_error(fmt::format("offloading a flow's {} verdict", verdict_name(verdict)));
   std::lock_guard<std::mutex> lock(impl_->cfg_mu);

@@ -347,7 +347,7 @@ enum xfp_offload_flag {
 struct xfp_offload {
 	__u64 packets;       /* frames decided by this entry (atomic adds) */
 	__u64 bytes;         /* their bytes on the wire */
-	__u64 last_seen_ns;  /* bpf_ktime_get_ns() of the latest such frame, or of the offload */
+	__u64 last_seen_ns;  /* CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) of the latest such frame, or of the offload */
 	__u32 gen_first;
 	__u32 gen_last;
 	__u32 redirect_ifindex; /* XFP_OFFLOAD_REDIRECT: the target, in the interface's namespace */

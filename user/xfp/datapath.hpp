@@ -63,7 +63,7 @@ struct OffloadedFlow {
   uint32_t gen_last = 0;
   uint64_t packets = 0;           // frames the kernel decided with it
   uint64_t bytes = 0;
-  uint64_t last_seen_ns = 0;      // CLOCK_MONOTONIC (bpf_ktime_get_ns); set at offload too
+  uint64_t last_seen_ns = 0;      // CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns); set at offload too
   uint8_t flags = 0;              // enum xfp_offload_flag (FIN/RST seen)
 
   // Valid under the compiled set of `generation` (what the kernel checks).

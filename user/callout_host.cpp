@@ -526,10 +526,11 @@ Result<PluginRecord> CalloutHost::load(const std::string& path, const std::strin
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return errno_error(path);
   if (!S_ISREG(st.st_mode)) return fail(EINVAL, "not a regular file");
-  // dlopen searches the library path for a name without a slash; this is a file.
-  std::error_code ec;
-  std::string absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
-  if (ec) return fail(ec.value(), ec.message());
+  // The plugin directory policy, then an absolute path: dlopen searches the
+  // library path for a name without a slash; this is a file.
+  auto checked = check_plugin_path(plugin_policy_, path);
+  if (!checked) return std::move(checked).error();
+  const std::string absolute = std::move(*checked);
 
   dlerror();
   LibraryHandle library(dlopen(absolute.c_str(), RTLD_NOW | RTLD_LOCAL));

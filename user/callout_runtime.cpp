@@ -45,6 +45,7 @@ CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& 
   host_.set_redirect_service(redirects_.get());
   host_.set_on_served([this](uint16_t id, bool served) { return dp_.set_callout_served(id, served); });
   host_.set_injection_service(this);
+  host_.set_plugin_policy(options.plugins);
   offloads_ = std::make_unique<DatapathOffloads>(dp_);
   flows_ = std::make_unique<FlowServiceImpl>(host_, options.flows, offloads_.get());
   host_.set_flow_service(flows_.get());

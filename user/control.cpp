@@ -25,8 +25,12 @@
 #include <cstring>
 #include <filesystem>
 #include <list>
+#include <string_view>
+#include <vector>
 
 #include <spdlog/spdlog.h>
+
+#include "xfp/least_privilege.hpp"
 
 namespace xfp::control {
 
@@ -113,6 +117,46 @@ Status read_exact(int fd, std::string& out, size_t want, const std::optional<Clo
   return Ok{};
 }
 
+// Deeper than `limit` levels of arrays and objects? A linear scan of the raw
+// bytes (strings skipped) before the parser runs: a request nested a million
+// levels deep is refused without building it (the serialiser and the
+// request's readers recurse).
+bool too_deep(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (ch == '\\') escaped = true;
+      else if (ch == '"') in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > limit) return true;
+    } else if (ch == ']' || ch == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Is the peer root, or in `group` (its primary gid or, through
+// SO_PEERGROUPS, a supplementary one, as they were at connect())?
+bool peer_in_group(int fd, const ucred& cred, gid_t group) {
+  if (cred.gid == group) return true;
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      return std::find(groups.begin(), groups.end(), group) != groups.end();
+    }
+    if (errno != ERANGE) return false;
+    groups.resize(len / sizeof(gid_t) + 1);
+  }
+  return false;
+}
+
 Result<sockaddr_un> unix_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -151,6 +195,8 @@ Result<json> recv_message(int fd, int timeout_ms) {
   if (len > kMaxMessage) return too_large(len);
   std::string body;
   XFP_TRY(read_exact(fd, body, len, deadline));
+  if (too_deep(body, kMaxDepth))
+    return make_error(EBADMSG, "malformed message: nested deeper than " + std::to_string(kMaxDepth) + " levels");
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return make_error(EBADMSG, "malformed message: not a JSON object");
   return j;
@@ -160,9 +206,17 @@ Result<json> recv_message(int fd, int timeout_ms) {
 
 Result<Client> Client::connect(const std::string& path, int timeout_ms) {
   auto unreachable = [&](int code) {
-    const char* hint = code == EACCES || code == EPERM ? " (the control socket is for root)"
-                                                       : " (is `xfp daemon` running?)";
-    return make_error(code, "cannot reach the daemon at " + path + ": " + std::strerror(code) + hint);
+    if (code == EACCES || code == EPERM) {
+      // The file mode kept us out: say who may connect, as the daemon would.
+      struct stat st {};
+      std::string who = " is not root";
+      if (::stat(path.c_str(), &st) == 0 && st.st_gid != 0 && (st.st_mode & S_IWGRP))
+        who += " and not in group " + group_name(st.st_gid);
+      return make_error(code, "cannot reach the daemon at " + path + ": permission denied: uid " +
+                                  std::to_string(::getuid()) + who);
+    }
+    return make_error(code, "cannot reach the daemon at " + path + ": " + std::strerror(code) +
+                                " (is `xfp daemon` running?)");
   };
   auto addr = unix_address(path);
   if (!addr) return std::move(addr).error();
@@ -267,10 +321,14 @@ struct Server::Impl {
       socklen_t len = sizeof cred;
       if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
         refuse(c, errno_error("reading the peer's credentials"));
-      } else if (cred.uid != opts.allowed_uid) {
-        refuse(c, make_error(EPERM, "permission denied: uid " + std::to_string(cred.uid) +
-                                        " may not use the xfp control socket (only uid " +
-                                        std::to_string(opts.allowed_uid) + " may)"));
+      } else if (cred.uid != opts.allowed_uid && !(opts.group && peer_in_group(fd, cred, *opts.group))) {
+        std::string who = "uid " + std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) + ")";
+        std::string refusal = "permission denied: uid " + std::to_string(cred.uid) + " is not root";
+        if (opts.group) refusal += " and not in group " + group_name(*opts.group);
+        else refusal += " (the daemon runs without --group)";
+        spdlog::warn("control: refused {}: {}", who, refusal);
+        queue(c, error_reply(make_error(EPERM, refusal)));
+        c.closing = true;
       } else if (conns.size() > opts.max_clients) {
         refuse(c, make_error(EBUSY, "too many connections to the daemon (limit " +
                                         std::to_string(opts.max_clients) + "), try again"));
@@ -312,6 +370,10 @@ struct Server::Impl {
         break;
       }
       if (c.in.size() < 4 + static_cast<size_t>(len)) continue;
+      if (too_deep(std::string_view(c.in).substr(4), kMaxDepth)) {
+        refuse(c, make_error(EBADMSG, "malformed request: nested deeper than " + std::to_string(kMaxDepth) + " levels"));
+        break;
+      }
       json request = json::parse(c.in.begin() + 4, c.in.end(), nullptr, /*allow_exceptions=*/false);
       c.in.clear();
       if (request.is_discarded() || !request.is_object()) {
@@ -355,6 +417,9 @@ Result<std::unique_ptr<Server>> Server::listen(const Options& opts) {
   if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
     std::filesystem::create_directories(dir, ec);
     if (ec) return make_error(ec.value(), "creating " + dir.string() + ": " + ec.message());
+    // Searchable by the group's members whatever the daemon's umask; the
+    // socket's own mode is the lock.
+    std::filesystem::permissions(dir, std::filesystem::perms(0755), ec);
   }
 
   struct stat st {};
@@ -369,14 +434,15 @@ Result<std::unique_ptr<Server>> Server::listen(const Options& opts) {
   if (impl->listen_fd < 0) return errno_error("socket");
   // The mode is right from the moment the file exists: no window with the
   // umask's mode (the daemon is single-threaded here).
-  mode_t old_mask = ::umask(0117);
+  const mode_t mode = opts.group ? 0660 : 0600;
+  mode_t old_mask = ::umask(0177);
   int rc = ::bind(impl->listen_fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
   int bind_errno = errno;
   ::umask(old_mask);
   if (rc != 0) return errno_error("binding " + opts.path, bind_errno);
   if (::lstat(opts.path.c_str(), &st) == 0) impl->inode = st.st_ino;
-  if (::chmod(opts.path.c_str(), 0660) != 0) return errno_error("chmod " + opts.path);
-  if (::chown(opts.path.c_str(), 0, 0) != 0) return errno_error("chown " + opts.path);
+  if (::chown(opts.path.c_str(), 0, opts.group.value_or(0)) != 0) return errno_error("chown " + opts.path);
+  if (::chmod(opts.path.c_str(), mode) != 0) return errno_error("chmod " + opts.path);
   if (::listen(impl->listen_fd, 64) != 0) return errno_error("listen on " + opts.path);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 
 #include "xfp/filter_json.hpp"
@@ -197,6 +198,16 @@ Result<StateStore> StateStore::open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return make_error(ec.value(), "creating the state directory " + dir + ": " + ec.message());
+  // Whoever can write the directory can replace state.json, and the policy
+  // (and the plugins) with it.
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return errno_error("the state directory " + dir);
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(EACCES, "the state directory " + dir + " is writable by group or others (mode " + mode +
+                                  "); chmod go-w " + dir);
+  }
   std::string lock_path = dir + "/lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return errno_error("opening " + lock_path);
@@ -238,7 +249,12 @@ Status StateStore::save(const SavedState& s) const {
   const std::string text = state_to_json(s).dump(2) + "\n";
   const std::string tmp = path_ + ".tmp";
   {
-    FdGuard f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)};
+    // 0600: the policy is root's business. The temporary file is written
+    // and flushed in full before the rename, and the rename is flushed with
+    // the directory: a crash (SIGKILL, power cut) at any point leaves either
+    // the old state.json or the new one, and at worst a stale .tmp that the
+    // next save truncates.
+    FdGuard f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)};
     if (f.fd < 0) return errno_error("creating " + tmp);
     XFP_TRY(write_all(f.fd, text, tmp));
     if (::fsync(f.fd) != 0) return errno_error("fsync " + tmp);

@@ -173,6 +173,10 @@ class Daemon {
   std::vector<std::string> argv(const std::vector<std::string>& extra = {}) const {
     std::vector<std::string> a{"ip", "netns", "exec", netns_, xfp_path(), "daemon", "--socket", socket_,
                                "--state-dir", state_dir_};
+    // The build tree's plugin directories (sample plugins, broken ones, the probe).
+    const auto build = std::filesystem::path(xfp_path()).parent_path().parent_path();
+    for (const char* dir : {"plugins", "tests/plugins", "tests/integration/probe_plugin"})
+      a.insert(a.end(), {"--plugin-dir", (build / dir).string()});
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }

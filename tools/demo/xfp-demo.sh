@@ -80,7 +80,7 @@ echo "== starting the daemon in $ns_host (log: $run/daemon.log)"
 # `ip netns exec` gives the daemon a fresh /sys without bpffs; libxdp needs
 # one to try its multi-program dispatcher.
 ip netns exec "$ns_host" sh -c 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; exec "$@"' sh \
-  "$xfp" daemon --socket "$sock" --state-dir "$run/state" >"$run/daemon.log" 2>&1 &
+  "$xfp" daemon --socket "$sock" --state-dir "$run/state" --plugin-dir "$bdir/plugins" >"$run/daemon.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
 if ! [ -S "$sock" ]; then

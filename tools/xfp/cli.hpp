@@ -33,6 +33,9 @@ struct DaemonOptions {
   bool reset_state = false;
   bool callouts = true;   // --no-callouts: no workers, callout filters on their fail action
   bool busy_poll = false; // workers spin instead of sleeping in poll()
+  std::string group;      // --group: members may use the control socket (mode 0660)
+  std::vector<std::string> plugin_dirs{"/usr/lib/xfp/plugins"};  // --plugin-dir: where plugins may load from
+  bool keep_caps = false; // --keep-caps: do not drop capabilities after start-up
   uint32_t max_flows = 262144;         // --max-flows: flow table bound (LRU eviction beyond)
   double flow_idle_timeout = 120.0;    // --flow-idle-timeout SECONDS
   std::string port_dir = XFP_PORT_DEFAULT_DIR;  // the plugins' message port sockets

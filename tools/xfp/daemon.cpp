@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -15,6 +16,8 @@
 
 #include "cli.hpp"
 #include "xfp/control.hpp"
+#include "xfp/least_privilege.hpp"
+#include "xfp/plugin_policy.hpp"
 
 namespace xfp::cli {
 
@@ -63,13 +66,23 @@ Result<gid_t> resolve_port_group(const std::string& name) {
 
 int run_daemon(const DaemonOptions& opts) {
   setup_logging();
+  // Whatever the daemon creates (state files, libxdp's pins under a bpffs,
+  // plugins' output) is for root alone unless it says otherwise.
+  ::umask(077);
   auto sigfd = stop_signals();
   if (!sigfd) return fail(sigfd.error());
+  std::optional<gid_t> control_group;
+  if (!opts.group.empty()) {
+    auto gid = resolve_group(opts.group, "--group");
+    if (!gid) return fail(gid.error(), kExitUsage);
+    control_group = *gid;
+  }
 
   // The socket first: a second daemon on the same socket stops here, before
   // it loads anything. Connections wait in the backlog until serve().
   control::Server::Options so;
   so.path = opts.socket;
+  so.group = control_group;
   auto server = control::Server::listen(so);
   if (!server) return fail(server.error());
 
@@ -92,6 +105,10 @@ int run_daemon(const DaemonOptions& opts) {
   eo.limits.max_entries = opts.max_entries / 2;
   eo.callouts = opts.callouts;
   eo.callout.worker.busy_poll = opts.busy_poll;
+  eo.callout.plugins = PluginPolicy::directories(opts.plugin_dirs);
+  for (const auto& dir : opts.plugin_dirs)
+    if (auto st = check_plugin_dir(dir); !st)
+      spdlog::warn("no plugin will load from {}: {}", dir, st.error().message);
   eo.callout.flows.max_flows = opts.max_flows;
   eo.callout.flows.idle_timeout_ns = static_cast<uint64_t>(opts.flow_idle_timeout * 1e9);
   eo.callout.ports.dir = opts.port_dir;
@@ -104,6 +121,20 @@ int run_daemon(const DaemonOptions& opts) {
   auto engine = Engine::open(std::move(*store), std::move(*datapath), eo, warnings);
   if (!engine) return fail(engine.error());
   for (const auto& w : warnings) spdlog::warn("{}", w);
+  // Set up: from here on the daemon needs only what attach, detach, map
+  // updates and the callout workers need (least_privilege.cpp says which).
+  if (!opts.keep_caps) {
+    CapMask keep = daemon_capabilities();
+    if (const char* env = std::getenv("XFP_DAEMON_CAPS"); env) {  // for measuring which are needed
+      auto parsed = parse_cap_names(env);
+      if (!parsed) return fail(std::move(parsed).error().context("XFP_DAEMON_CAPS"), kExitUsage);
+      keep = *parsed;
+    }
+    if (auto st = limit_capabilities(keep); !st) return fail(std::move(st).error().context("dropping capabilities"));
+  }
+  if (auto caps = current_capabilities(); caps)
+    spdlog::info("capabilities: {}{}", caps->effective ? cap_names(caps->effective) : "none",
+                 opts.keep_caps ? " (--keep-caps)" : "");
 
   Engine& e = **engine;
   EngineStatus st = e.status();

@@ -117,15 +117,33 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
       ->capture_default_str();
   daemon->add_option("--port-group", dopts.port_group,
                      "a group (name or gid) whose members may connect to message ports (default: root only)");
+  daemon->add_option("--group", dopts.group,
+                     "a group (name or gid) whose members may use the control socket (mode 0660; default: "
+                     "root only, mode 0600)")
+      ->type_name("GROUP");
+  daemon->add_option("--plugin-dir", dopts.plugin_dirs,
+                     "a directory callout plugins may be loaded from (repeatable; it, the plugin file and every "
+                     "directory above must be root's and not writable by others)")
+      ->capture_default_str()
+      ->type_name("DIR");
+  daemon->add_flag("--keep-caps", dopts.keep_caps,
+                   "keep every capability (by default the daemon drops all but cap_bpf, cap_net_admin, "
+                   "cap_net_raw, cap_sys_admin and cap_ipc_lock once set up)");
   daemon->footer(R"(The daemon loads the BPF programs, restores the saved policy (filters marked
 persistent, sublayers, defaults, attached interfaces), then serves the control
 socket until SIGINT or SIGTERM, when it detaches what it attached and exits 0.
 A state file that cannot be read stops the start (no policy is silently dropped);
 --reset-state starts empty instead. Logs go to stderr.
 
+The control socket is root's (mode 0600), or root's and --group's (0660);
+other clients are refused. Plugins load only from --plugin-dir directories
+owned by root and writable by nobody else. Once set up, the daemon keeps only
+cap_bpf, cap_net_admin, cap_net_raw, cap_sys_admin and cap_ipc_lock.
+
 Examples:
   xfp daemon
   xfp daemon --socket /tmp/xfp.sock --state-dir /tmp/xfp-state
+  xfp daemon --group xfp --plugin-dir /usr/lib/xfp/plugins --plugin-dir /opt/xfp/plugins
   xfp daemon --reset-state
 
 Callouts: for every attached interface the daemon binds one AF_XDP socket and

@@ -35,6 +35,7 @@
 #include "xfp/filter.hpp"
 #include "xfp/flow_service.hpp"
 #include "xfp/injection_service.hpp"
+#include "xfp/plugin_policy.hpp"
 #include "xfp/port_service.hpp"
 #include "xfp/redirect_service.hpp"
 #include "xfp/result.hpp"
@@ -199,6 +200,12 @@ class CalloutHost {
   // Not owned; must outlive the host's plugins. Without one, port_create
   // returns -EOPNOTSUPP.
   void set_port_service(PortService* service);
+  // Where plugins may be loaded from (plugin_policy.hpp); load() refuses any
+  // other file with the reason. Default: not enforced (the daemon sets one).
+  void set_plugin_policy(PluginPolicy policy) {
+    std::lock_guard lock(control_mutex_);
+    plugin_policy_ = std::move(policy);
+  }
 
   // The callout with this id, if a loaded plugin serves it. Lock-free.
   CalloutRef acquire(uint16_t id) noexcept {
@@ -246,6 +253,7 @@ class CalloutHost {
   std::atomic<InjectionService*> injection_{nullptr};
   std::atomic<FlowService*> flows_{nullptr};
   std::atomic<PortService*> ports_{nullptr};
+  PluginPolicy plugin_policy_;
   std::atomic<RedirectService*> redirects_{nullptr};
 
   mutable std::mutex resolver_mutex_;

@@ -40,6 +40,7 @@ struct CalloutRuntimeOptions {
   uint32_t max_queues = XFP_MAX_QUEUES;  // workers per interface at most
   FlowTableOptions flows;                // the flow table (xfp daemon --max-flows, --flow-idle-timeout)
   PortServiceOptions ports;              // the plugins' message ports (xfp daemon --port-dir, --port-group)
+  PluginPolicy plugins;                  // where plugins may load from (default: anywhere; xfp daemon --plugin-dir)
   RedirectOptions redirects;             // redirect records (bounds, idle timeout)
 };
 

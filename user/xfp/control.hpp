@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,7 @@
 namespace xfp::control {
 
 inline constexpr uint32_t kMaxMessage = 64u << 20;  // 64 MiB, either direction
+inline constexpr int kMaxDepth = 32;  // nesting of a request's arrays and objects (the protocol uses 5)
 inline constexpr const char* kDefaultSocket = "/run/xfp/xfp.sock";
 
 // Framing on a connected socket. Both wait at most timeout_ms for the whole
@@ -68,12 +70,14 @@ class Server {
 
   struct Options {
     std::string path = kDefaultSocket;
-    uid_t allowed_uid = 0;        // peers with another uid get an EPERM reply
+    uid_t allowed_uid = 0;        // peers with another uid get an EPERM reply...
+    std::optional<gid_t> group;   // ...unless in this group (xfp daemon --group): then mode 0660, else 0600
     int idle_timeout_ms = 30000;  // a connection silent (or stuck mid-message) this long is closed
     size_t max_clients = 64;      // beyond this, new connections get EBUSY
   };
 
-  // Creates the socket (mode 0660, owner root, parent directory created),
+  // Creates the socket (owner root, group `group` or root, mode 0660 with a
+  // group and 0600 without; a missing parent directory is created 0755),
   // replacing a stale socket file but refusing when a daemon answers there.
   static Result<std::unique_ptr<Server>> listen(const Options& opts);
   ~Server();  // closes every connection and removes the socket file

@@ -25,7 +25,7 @@
 namespace xfp::control {
 
 inline constexpr uint32_t kMaxMessage = 64u << 20;  // 64 MiB, either direction
-inline constexpr int kMaxDepth = 32;  // nesting of a request's arrays and objects (the protocol uses 5)
+inline constexpr int kMaxDepth = 32;  // nesting of a request's arrays and objects (real requests: a few)
 inline constexpr const char* kDefaultSocket = "/run/xfp/xfp.sock";
 
 // Framing on a connected socket. Both wait at most timeout_ms for the whole

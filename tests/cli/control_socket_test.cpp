@@ -176,8 +176,8 @@ TEST_F(ControlSocketTest, WrongRequestsKeepTheConnection) {
   const Case cases[] = {
       {{{"noop", 1}}, "bad request: a request needs an \"op\" string"},
       {{{"op", "reboot"}},
-       "bad request: unknown op 'reboot' (expected one of: attach, callout.list, callout.load, callout.unload, counters, detach, filter.list, filter.show, ping, "
-       "status, sublayer.list, transaction)"},
+       "bad request: unknown op 'reboot' (expected one of: attach, callout.list, callout.load, callout.unload, counters, detach, filter.list, filter.show, flows, ping, "
+       "redirect.list, redirect.query, redirect.set, status, sublayer.list, transaction)"},
       {{{"op", "transaction"}, {"commands", "flush"}}, "bad request: 'commands' must be an array"},
       {{{"op", "transaction"}, {"commands", {{{"op", "explode"}}}}},
        "bad request: command 1: command JSON: unknown op 'explode' (expected one of: filter-add, filter-delete, "

@@ -101,7 +101,9 @@ TEST(FrameParse, EveryTruncationIsSafeAndFlaggedWhenAHeaderIsCut) {
     xfp_fields f = parse(cut);
     EXPECT_EQ(f.frame_len, n);
     EXPECT_EQ(bool(f.l2_flags & XFP_L2_MALFORMED), n < headers_end) << "length " << n;
-    if (n >= 18) EXPECT_EQ(f.vlan, 5) << "length " << n;
+    if (n >= 18) {
+      EXPECT_EQ(f.vlan, 5) << "length " << n;
+    }
   }
 }
 

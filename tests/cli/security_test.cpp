@@ -306,6 +306,14 @@ TEST_F(SecurityTest, TheDaemonKeepsOnlyTheCapabilitiesItNeeds) {
   ASSERT_TRUE(mine.ok());
   EXPECT_EQ(status_hex(pid, "CapEff"), mine->effective);
   EXPECT_TRUE(contains(daemon_->log(), "(--keep-caps)")) << daemon_->log();
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+
+  // --port-group: plugins make their ports after the drop and hand them to
+  // that group, which needs cap_chown as well.
+  start({"--port-group", std::to_string(kGroup)});
+  pid = daemon_pid(daemon_->socket());
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(status_hex(pid, "CapEff"), want | cap_bit(CAP_CHOWN)) << cap_names(status_hex(pid, "CapEff"));
   EXPECT_TRUE(veth->remove().ok());
 }
 

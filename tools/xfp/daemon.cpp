@@ -1,5 +1,6 @@
 // `xfp daemon`: restore the state, serve the control socket until SIGINT or
 // SIGTERM, then detach what was attached and exit 0.
+#include <linux/capability.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -125,6 +126,9 @@ int run_daemon(const DaemonOptions& opts) {
   // updates and the callout workers need (least_privilege.cpp says which).
   if (!opts.keep_caps) {
     CapMask keep = daemon_capabilities();
+    // A plugin's port is created after the drop and handed to --port-group,
+    // which root is not necessarily in: that chown needs CAP_CHOWN.
+    if (!opts.port_group.empty()) keep |= cap_bit(CAP_CHOWN);
     if (const char* env = std::getenv("XFP_DAEMON_CAPS"); env) {  // for measuring which are needed
       auto parsed = parse_cap_names(env);
       if (!parsed) return fail(std::move(parsed).error().context("XFP_DAEMON_CAPS"), kExitUsage);

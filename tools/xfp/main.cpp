@@ -128,7 +128,7 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
       ->type_name("DIR");
   daemon->add_flag("--keep-caps", dopts.keep_caps,
                    "keep every capability (by default the daemon drops all but cap_bpf, cap_net_admin, "
-                   "cap_net_raw, cap_sys_admin and cap_ipc_lock once set up)");
+                   "cap_net_raw, cap_sys_admin and cap_ipc_lock once set up, and cap_chown with --port-group)");
   daemon->footer(R"(The daemon loads the BPF programs, restores the saved policy (filters marked
 persistent, sublayers, defaults, attached interfaces), then serves the control
 socket until SIGINT or SIGTERM, when it detaches what it attached and exits 0.

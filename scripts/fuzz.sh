@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes xfp's parsers with libFuzzer (issue 6; docs/RELIABILITY.md).
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 60; CI runs a short run (see .ci/run)
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 60 (not run by CI: see docs/RELIABILITY.md)
 #
 # The BPF programs are fuzzed by a test of the BPF suite instead (random and
 # mutated frames through BPF_PROG_TEST_RUN, verdicts checked against the

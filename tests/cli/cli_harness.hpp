@@ -156,11 +156,17 @@ class TempDir {
   std::string path_;
 };
 
-// `xfp daemon` in a namespace, its output in a log file.
+// `xfp daemon` in a namespace, its output in a log file; `env` ("K=V") is
+// set for the daemon alone (`ip netns exec NS env K=V... xfp daemon ...`).
 class Daemon {
  public:
-  Daemon(std::string netns, std::string socket, std::string state_dir, std::string log)
-      : netns_(std::move(netns)), socket_(std::move(socket)), state_dir_(std::move(state_dir)), log_(std::move(log)) {}
+  Daemon(std::string netns, std::string socket, std::string state_dir, std::string log,
+         std::vector<std::string> env = {})
+      : netns_(std::move(netns)),
+        socket_(std::move(socket)),
+        state_dir_(std::move(state_dir)),
+        log_(std::move(log)),
+        env_(std::move(env)) {}
   ~Daemon() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -171,8 +177,12 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   std::vector<std::string> argv(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> a{"ip", "netns", "exec", netns_, xfp_path(), "daemon", "--socket", socket_,
-                               "--state-dir", state_dir_};
+    std::vector<std::string> a{"ip", "netns", "exec", netns_};
+    if (!env_.empty()) {
+      a.push_back("env");
+      a.insert(a.end(), env_.begin(), env_.end());
+    }
+    a.insert(a.end(), {xfp_path(), "daemon", "--socket", socket_, "--state-dir", state_dir_});
     // The build tree's plugin directories (sample plugins, broken ones, the probe).
     const auto build = std::filesystem::path(xfp_path()).parent_path().parent_path();
     for (const char* dir : {"plugins", "tests/plugins", "tests/integration/probe_plugin"})
@@ -201,7 +211,7 @@ class Daemon {
     }
     ::close(log_fd);
     pid_ = pid;
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    const auto deadline = std::chrono::steady_clock::now() + start_timeout_;
     while (std::chrono::steady_clock::now() < deadline) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -212,7 +222,8 @@ class Daemon {
         return ::testing::AssertionSuccess();
       std::this_thread::sleep_for(50ms);
     }
-    return ::testing::AssertionFailure() << "the daemon did not answer within 20 s:\n" << log();
+    return ::testing::AssertionFailure() << "the daemon did not answer within " << start_timeout_.count()
+                                         << " s:\n" << log();
   }
 
   // Sends `sig` and waits for the exit; returns the exit status (-1 for a signal).
@@ -233,7 +244,11 @@ class Daemon {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
+  // How long start() waits for the first answer (default 20 s).
+  void set_start_timeout(std::chrono::seconds t) { start_timeout_ = t; }
+
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   std::string log() const { return read_file(log_); }
   const std::string& socket() const { return socket_; }
   const std::string& state_dir() const { return state_dir_; }
@@ -241,6 +256,8 @@ class Daemon {
 
  private:
   std::string netns_, socket_, state_dir_, log_;
+  std::vector<std::string> env_;
+  std::chrono::seconds start_timeout_{20};
   pid_t pid_ = -1;
 };
 

@@ -1,5 +1,5 @@
-// Shared by the fault tests: a daemon started with extra environment, and
-// bpftool's view of programs, maps and links.
+// Shared by the fault tests: the CLI harness's daemon, a bpffs of the test's
+// own, and bpftool's view of programs, maps and links.
 #pragma once
 
 #include <sys/mount.h>
@@ -14,6 +14,7 @@
 namespace xfp::faulttest {
 
 using namespace std::chrono_literals;
+using clitest::Daemon;
 using clitest::Outcome;
 using clitest::read_file;
 using clitest::run_process;
@@ -25,73 +26,6 @@ inline int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoi(v) : fallback;
 }
-
-// `ip netns exec NS env ENV... xfp daemon ...`, output appended to a log.
-class EnvDaemon {
- public:
-  EnvDaemon(std::string netns, std::string socket, std::string state_dir, std::string log, std::vector<std::string> env,
-            std::vector<std::string> extra = {})
-      : netns_(std::move(netns)), socket_(std::move(socket)), state_dir_(std::move(state_dir)), log_(std::move(log)),
-        env_(std::move(env)), extra_(std::move(extra)) {}
-  ~EnvDaemon() { kill(SIGKILL); }
-  EnvDaemon(const EnvDaemon&) = delete;
-  EnvDaemon& operator=(const EnvDaemon&) = delete;
-
-  // Starts it and waits until it answers a ping; false (log in `why`) if not.
-  bool start(std::string& why) {
-    std::vector<std::string> a{"ip", "netns", "exec", netns_, "env"};
-    a.insert(a.end(), env_.begin(), env_.end());
-    a.insert(a.end(), {xfp_path(), "daemon", "--socket", socket_, "--state-dir", state_dir_});
-    a.insert(a.end(), extra_.begin(), extra_.end());
-    int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      int devnull = ::open("/dev/null", O_RDONLY);
-      ::dup2(devnull, 0);
-      ::dup2(log_fd, 1);
-      ::dup2(log_fd, 2);
-      std::vector<char*> v;
-      for (auto& s : a) v.push_back(s.data());
-      v.push_back(nullptr);
-      ::execvp(v[0], v.data());
-      ::_exit(127);
-    }
-    ::close(log_fd);
-    pid_ = pid;
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        why = "the daemon exited during start-up:\n" + log();
-        return false;
-      }
-      if (auto c = control::Client::connect(socket_, 2000); c.ok() && c->call({{"op", "ping"}}).ok()) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    why = "the daemon did not answer within 30 s:\n" + log();
-    return false;
-  }
-
-  // Sends `sig` and reaps it; the exit status, -1 for a signal, -2 if not running.
-  int kill(int sig) {
-    if (pid_ <= 0) return -2;
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  pid_t pid() const { return pid_; }
-  std::string log() const { return read_file(log_); }
-  const std::string& socket() const { return socket_; }
-
- private:
-  std::string netns_, socket_, state_dir_, log_;
-  std::vector<std::string> env_, extra_;
-  pid_t pid_ = -1;
-};
 
 // A bpffs of the test's own (LIBXDP_BPFFS points libxdp at it); unmounted
 // when destroyed.

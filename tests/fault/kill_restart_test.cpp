@@ -126,10 +126,9 @@ TEST(KillRestart, CyclesUnderTrafficLeakNothingAndLoseNoPermittedFrame) {
   auto veth = VethPair::create(*peer, *xns, vo);
   ASSERT_TRUE(veth.ok()) << veth.error().message;
 
-  EnvDaemon daemon(xns->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log",
-                   {"LIBXDP_BPFFS=" + bpffs.path()});
-  std::string why;
-  ASSERT_TRUE(daemon.start(why)) << why;
+  Daemon daemon(xns->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log", {"LIBXDP_BPFFS=" + bpffs.path()});
+  daemon.set_start_timeout(30s);
+  ASSERT_TRUE(daemon.start());
   auto cli = [&](const std::vector<std::string>& args, const std::string& input = "") {
     std::vector<std::string> a{"ip", "netns", "exec", xns->name(), xfp_path(), "--socket", daemon.socket()};
     a.insert(a.end(), args.begin(), args.end());
@@ -164,9 +163,9 @@ TEST(KillRestart, CyclesUnderTrafficLeakNothingAndLoseNoPermittedFrame) {
   for (int c = 0; c < cycles; ++c) {
     DaemonObjects before = objects_of(*xns);
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 200));  // traffic under the live daemon
-    EXPECT_EQ(daemon.kill(SIGKILL), -1);
+    EXPECT_EQ(daemon.stop(SIGKILL), -1);
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 100));  // traffic under the orphaned program
-    ASSERT_TRUE(daemon.start(why)) << "cycle " << c << ": " << why;
+    ASSERT_TRUE(daemon.start()) << "cycle " << c;
     DaemonObjects now = objects_of(*xns);
     if (now.progs.size() != first.progs.size() || now.maps.size() != first.maps.size()) counts_stable = false;
     EXPECT_EQ(now.progs.size(), first.progs.size()) << "cycle " << c;
@@ -225,7 +224,7 @@ TEST(KillRestart, CyclesUnderTrafficLeakNothingAndLoseNoPermittedFrame) {
 
   // A clean stop detaches: nothing of the last daemon stays.
   DaemonObjects last = objects_of(*xns);
-  EXPECT_EQ(daemon.kill(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
   EXPECT_TRUE(attached_programs(*xns).empty());
   size_t left = 0;
   for (int attempt = 0; attempt < 20; ++attempt) {

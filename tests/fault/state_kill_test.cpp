@@ -56,9 +56,10 @@ TEST(StateKill, AKillDuringTheWriteLeavesTheOldOrTheNewSet) {
   auto ns = test::NetNs::create();
   ASSERT_TRUE(ns.ok()) << ns.error().message;
   // No callouts: the test is about the state file; restarts are quicker.
-  EnvDaemon daemon(ns->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log", {}, {"--no-callouts"});
-  std::string why;
-  ASSERT_TRUE(daemon.start(why)) << why;
+  Daemon daemon(ns->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log");
+  daemon.set_start_timeout(30s);
+  const std::vector<std::string> kNoCallouts{"--no-callouts"};
+  ASSERT_TRUE(daemon.start(kNoCallouts));
   const std::string sets[2] = {filter_set('A'), filter_set('B')};
   const std::string state = dir / "state/state.json";
 
@@ -90,7 +91,7 @@ TEST(StateKill, AKillDuringTheWriteLeavesTheOldOrTheNewSet) {
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(rng() % 400000));
     }
-    EXPECT_EQ(daemon.kill(SIGKILL), -1);
+    EXPECT_EQ(daemon.stop(SIGKILL), -1);
     const bool tmp_after = std::filesystem::exists(state + ".tmp");
     stop = true;
     writer.join();
@@ -113,7 +114,7 @@ TEST(StateKill, AKillDuringTheWriteLeavesTheOldOrTheNewSet) {
     else ++new_set;
 
     // The restart restores exactly that set.
-    ASSERT_TRUE(daemon.start(why)) << "kill " << k << ": " << why;
+    ASSERT_TRUE(daemon.start(kNoCallouts)) << "kill " << k;
     Outcome r = run_process({xfp_path(), "--socket", daemon.socket(), "--json", "filter", "list"});
     ASSERT_EQ(r.code, 0) << r;
     json list = json::parse(r.out, nullptr, false);
@@ -126,7 +127,7 @@ TEST(StateKill, AKillDuringTheWriteLeavesTheOldOrTheNewSet) {
       "always whole; it held the last acknowledged set {} times and the set being applied {} times; {} kills "
       "landed between the temp file's creation and its rename\n",
       kills, kFilters, applied_total, old_set, new_set, mid_write);
-  EXPECT_EQ(daemon.kill(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
   EXPECT_TRUE(ns->remove().ok());
 }
 

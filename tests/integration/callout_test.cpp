@@ -24,6 +24,7 @@
 #include "support/frame_builder.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
+#include "support/peer_pair.hpp"
 #include "support/privileges.hpp"
 #include "xfp/callout_runtime.hpp"
 #include "xfp/compiler.hpp"
@@ -113,28 +114,11 @@ Filter plain_filter(const std::string& name, Action action, uint64_t weight) {
   return f;
 }
 
-class CalloutTest : public ::testing::TestWithParam<XdpMode> {
+class CalloutTest : public ::testing::TestWithParam<XdpMode>, protected test::PeerPair {
  protected:
   void SetUp() override {
     XFP_REQUIRE_ROOT();
-    auto peer = NetNs::create();
-    XFP_ASSERT_OK(peer);
-    peer_ns_.emplace(std::move(peer).value());
-    auto xfp = NetNs::create();
-    XFP_ASSERT_OK(xfp);
-    xfp_ns_.emplace(std::move(xfp).value());
-    VethOptions opt;
-    opt.mac_a = kPeerMac;
-    opt.mac_b = kXfpMac;
-    auto pair = VethPair::create(*peer_ns_, *xfp_ns_, opt);
-    XFP_ASSERT_OK(pair);
-    pair_.emplace(std::move(pair).value());
-    auto ps = PacketSocket::open(*peer_ns_, pair_->a().name);
-    XFP_ASSERT_OK(ps);
-    peer_sock_.emplace(std::move(ps).value());
-    auto xs = PacketSocket::open(*xfp_ns_, pair_->b().name);
-    XFP_ASSERT_OK(xs);
-    xfp_sock_.emplace(std::move(xs).value());
+    XFP_ASSERT_OK(create_peer_pair(kPeerMac, kXfpMac));
 
     auto inside = ScopedNetnsEnter::enter(*xfp_ns_);
     XFP_ASSERT_OK(inside);
@@ -209,9 +193,6 @@ class CalloutTest : public ::testing::TestWithParam<XdpMode> {
     return w.empty() ? WorkerStatus{} : w[0];
   }
 
-  std::optional<NetNs> peer_ns_, xfp_ns_;
-  std::optional<VethPair> pair_;
-  std::optional<PacketSocket> peer_sock_, xfp_sock_;
   std::unique_ptr<Datapath> dp_;
   std::unique_ptr<CalloutRuntime> runtime_;
   FilterSet set_;

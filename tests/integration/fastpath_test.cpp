@@ -34,6 +34,7 @@
 #include "support/frame_builder.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
+#include "support/peer_pair.hpp"
 #include "support/privileges.hpp"
 #include "xfp/compiler.hpp"
 #include "xfp/datapath.hpp"
@@ -334,28 +335,11 @@ class SharedDatapathEnvironment : public ::testing::Environment {
 // The fixture: namespaces "peer" and "xfp" joined by a veth, a raw socket on
 // each end, and the Datapaths of the test (destroyed inside the xfp namespace).
 
-class FastpathTest : public ::testing::Test {
+class FastpathTest : public ::testing::Test, protected test::PeerPair {
  protected:
   void SetUp() override {
     XFP_REQUIRE_ROOT();
-    auto peer = NetNs::create();
-    XFP_ASSERT_OK(peer);
-    peer_ns_.emplace(std::move(peer).value());
-    auto xfp = NetNs::create();
-    XFP_ASSERT_OK(xfp);
-    xfp_ns_.emplace(std::move(xfp).value());
-    VethOptions opt;
-    opt.mac_a = kPeerMac;
-    opt.mac_b = kXfpMac;
-    auto pair = VethPair::create(*peer_ns_, *xfp_ns_, opt);
-    XFP_ASSERT_OK(pair);
-    pair_.emplace(std::move(pair).value());
-    auto ps = PacketSocket::open(*peer_ns_, peer_if());
-    XFP_ASSERT_OK(ps);
-    peer_sock_.emplace(std::move(ps).value());
-    auto xs = PacketSocket::open(*xfp_ns_, xfp_if());
-    XFP_ASSERT_OK(xs);
-    xfp_sock_.emplace(std::move(xs).value());
+    XFP_ASSERT_OK(create_peer_pair(kPeerMac, kXfpMac));
   }
 
   void TearDown() override {
@@ -481,9 +465,6 @@ class FastpathTest : public ::testing::Test {
   }
 
   // Members are destroyed in reverse: sockets, pair, namespaces.
-  std::optional<NetNs> peer_ns_, xfp_ns_;
-  std::optional<VethPair> pair_;
-  std::optional<PacketSocket> peer_sock_, xfp_sock_;
   std::vector<std::unique_ptr<Datapath>> datapaths_;
   bool using_shared_ = false;
   std::map<const Datapath*, std::array<LayerCounters, XFP_LAYER_COUNT>> baseline_;

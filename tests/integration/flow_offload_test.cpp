@@ -18,6 +18,7 @@
 #include "support/frame_builder.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
+#include "support/peer_pair.hpp"
 #include "support/privileges.hpp"
 #include "xfp/compiler.hpp"
 #include "xfp/datapath.hpp"
@@ -71,28 +72,11 @@ std::map<uint16_t, int> arrivals(PacketSocket& sock, size_t expected) {
   return by_port;
 }
 
-class FlowOffloadWireTest : public ::testing::Test {
+class FlowOffloadWireTest : public ::testing::Test, protected test::PeerPair {
  protected:
   void SetUp() override {
     XFP_REQUIRE_ROOT();
-    auto peer = NetNs::create();
-    XFP_ASSERT_OK(peer);
-    peer_ns_.emplace(std::move(peer).value());
-    auto xfp = NetNs::create();
-    XFP_ASSERT_OK(xfp);
-    xfp_ns_.emplace(std::move(xfp).value());
-    VethOptions opt;
-    opt.mac_a = kPeerMac;
-    opt.mac_b = kXfpMac;
-    auto pair = VethPair::create(*peer_ns_, *xfp_ns_, opt);
-    XFP_ASSERT_OK(pair);
-    pair_.emplace(std::move(pair).value());
-    auto ps = PacketSocket::open(*peer_ns_, pair_->a().name);
-    XFP_ASSERT_OK(ps);
-    peer_sock_.emplace(std::move(ps).value());
-    auto xs = PacketSocket::open(*xfp_ns_, pair_->b().name);
-    XFP_ASSERT_OK(xs);
-    xfp_sock_.emplace(std::move(xs).value());
+    XFP_ASSERT_OK(create_peer_pair(kPeerMac, kXfpMac));
     auto inside = ScopedNetnsEnter::enter(*xfp_ns_);
     XFP_ASSERT_OK(inside);
     auto dp = Datapath::open();
@@ -139,9 +123,6 @@ class FlowOffloadWireTest : public ::testing::Test {
       for (uint16_t p : ports) XFP_EXPECT_OK(peer_sock_->send_frame(flow_frame(p, seq_++)));
   }
 
-  std::optional<NetNs> peer_ns_, xfp_ns_;
-  std::optional<VethPair> pair_;
-  std::optional<PacketSocket> peer_sock_, xfp_sock_;
   std::unique_ptr<Datapath> dp_;
   uint32_t seq_ = 0;
 };

@@ -23,6 +23,7 @@
 #include "support/frame_builder.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
+#include "support/peer_pair.hpp"
 #include "support/privileges.hpp"
 #include "xfp/callout_runtime.hpp"
 #include "xfp/compiler.hpp"
@@ -127,28 +128,11 @@ Filter callout_filter(const std::string& name, Action action, const std::string&
   return f;
 }
 
-class FlowTest : public ::testing::Test {
+class FlowTest : public ::testing::Test, protected test::PeerPair {
  protected:
   void SetUp() override {
     XFP_REQUIRE_ROOT();
-    auto peer = NetNs::create();
-    XFP_ASSERT_OK(peer);
-    peer_ns_.emplace(std::move(peer).value());
-    auto xfp = NetNs::create();
-    XFP_ASSERT_OK(xfp);
-    xfp_ns_.emplace(std::move(xfp).value());
-    VethOptions opt;
-    opt.mac_a = kPeerMac;
-    opt.mac_b = kXfpMac;
-    auto pair = VethPair::create(*peer_ns_, *xfp_ns_, opt);
-    XFP_ASSERT_OK(pair);
-    pair_.emplace(std::move(pair).value());
-    auto ps = PacketSocket::open(*peer_ns_, pair_->a().name);
-    XFP_ASSERT_OK(ps);
-    peer_sock_.emplace(std::move(ps).value());
-    auto xs = PacketSocket::open(*xfp_ns_, pair_->b().name);
-    XFP_ASSERT_OK(xs);
-    xfp_sock_.emplace(std::move(xs).value());
+    XFP_ASSERT_OK(create_peer_pair(kPeerMac, kXfpMac));
   }
 
   // The runtime with these flow options, the plugin loaded, the two filters:
@@ -208,9 +192,6 @@ class FlowTest : public ::testing::Test {
     return n;
   }
 
-  std::optional<NetNs> peer_ns_, xfp_ns_;
-  std::optional<VethPair> pair_;
-  std::optional<PacketSocket> peer_sock_, xfp_sock_;
   std::unique_ptr<Datapath> dp_;
   std::unique_ptr<CalloutRuntime> runtime_;
   Attachment attachment_;

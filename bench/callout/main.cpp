@@ -39,6 +39,7 @@
 
 #include "bench_common.hpp"
 #include "harness.hpp"
+#include "generator.hpp"
 #include "topology.hpp"
 #include "xfpb_gen.skel.h"
 
@@ -51,65 +52,8 @@ using xfpbc::Mode;
 using xfpbench::g_stop;
 using xfpbench::Topology;
 
-// ---- generator --------------------------------------------------------------------
-// bench/veth's generator program on a thread inside the sending namespace:
-// calls of `chunk` frames, the call in progress ended by SIGUSR1 at stop.
-// Not rate-limited: every case's receiving side is far slower than the
-// generator, so it is the bottleneck (its drops show it). Pacing by short
-// calls does not work: each BPF_PROG_TEST_RUN live-frames call sets up and
-// tears down a page pool, and calls of 64 frames gave only ~2,000 frames/s
-// here (about 30 ms per call on a busy machine).
-class Generator {
- public:
-  ~Generator() { stop(); }
-  void start(int ns_fd, int prog_fd, uint32_t ifindex, std::vector<uint8_t> frame, int chunk, int batch, int cpu) {
-    stop_.store(false);
-    done_.store(false);
-    th_ = std::thread([=, this, frame = std::move(frame)]() mutable {
-      struct Done {
-        std::atomic<bool>& d;
-        ~Done() { d.store(true); }
-      } done{done_};
-      if (setns(ns_fd, CLONE_NEWNET) != 0) {
-        error_.store(errno);
-        return;
-      }
-      xfpbc::pin_to_cpu(cpu);
-      xdp_md ctx{};
-      ctx.data_end = static_cast<__u32>(frame.size());
-      ctx.ingress_ifindex = ifindex;
-      const uint64_t per_call = static_cast<uint64_t>(chunk);
-      while (!stop_.load(std::memory_order_relaxed) && !g_stop.load(std::memory_order_relaxed)) {
-        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
-                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = static_cast<int>(per_call),
-                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = static_cast<__u32>(batch));
-        int err = bpf_prog_test_run_opts(prog_fd, &o);
-        if (err == -EINTR) continue;
-        if (err) {
-          error_.store(-err);
-          return;
-        }
-        sent_.fetch_add(per_call, std::memory_order_relaxed);
-      }
-    });
-  }
-  void stop() {
-    stop_.store(true);
-    if (!th_.joinable()) return;
-    while (!done_.load()) {
-      pthread_kill(th_.native_handle(), SIGUSR1);
-      for (int i = 0; i < 20 && !done_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    th_.join();
-  }
-  int error() const { return error_.load(); }
-
- private:
-  std::thread th_;
-  std::atomic<bool> stop_{false}, done_{true};
-  std::atomic<uint64_t> sent_{0};
-  std::atomic<int> error_{0};
-};
+// ---- generator: bench/veth's (generator.hpp) ----------------------------------------
+using xfpbench::Generator;
 
 // ---- /proc/stat ---------------------------------------------------------------------
 using xfpbench::CpuTimes;
@@ -449,8 +393,8 @@ int run(int argc, char** argv) {
         }
         c.detail = c.impl->detail();
         Generator gen;
-        gen.start(topo->tx_ns_fd(), bpf_program__fd(gen_skel->progs.xfpb_gen_tx), topo->tx_ifindex(), frame, chunk,
-                  gen_batch, gen_cpu);
+        gen.start({.ns_fd = topo->tx_ns_fd(), .prog_fd = bpf_program__fd(gen_skel->progs.xfpb_gen_tx),
+                   .ifindex = topo->tx_ifindex(), .frame = frame, .chunk = chunk, .batch = gen_batch, .cpu = gen_cpu});
         xfpbc::sleep_for(warmup);
         const Snapshot a = snapshot(*c.impl, *topo);
         xfpbc::sleep_for(seconds);

@@ -44,6 +44,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bench_common.hpp"
+#include "generator.hpp"
 #include "topology.hpp"
 #include "xfp/compiler.hpp"
 #include "xfp/datapath.hpp"
@@ -59,57 +60,7 @@ namespace {
 using xfpbench::g_stop;
 using xfpbench::Topology;
 
-// The generator: bench/veth's, reduced to what this bench needs.
-class Generator {
- public:
-  ~Generator() { stop(); }
-  void start(int ns_fd, int prog_fd, uint32_t ifindex, std::vector<uint8_t> frame, int chunk) {
-    stop_.store(false);
-    done_.store(false);
-    error_.store(0);
-    th_ = std::thread([this, ns_fd, prog_fd, ifindex, frame = std::move(frame), chunk] {
-      struct Done {
-        std::atomic<bool>& d;
-        ~Done() { d.store(true); }
-      } done{done_};
-      if (setns(ns_fd, CLONE_NEWNET) != 0) {
-        error_.store(errno);
-        return;
-      }
-      std::vector<uint8_t> data = frame;
-      xdp_md ctx{};
-      ctx.data_end = static_cast<__u32>(data.size());
-      ctx.ingress_ifindex = ifindex;
-      while (!stop_.load(std::memory_order_relaxed) && !g_stop.load(std::memory_order_relaxed)) {
-        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = data.data(), .data_size_in = static_cast<__u32>(data.size()),
-                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = chunk,
-                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
-        int err = bpf_prog_test_run_opts(prog_fd, &o);
-        if (err == -EINTR) continue;
-        if (err) {
-          error_.store(-err);
-          return;
-        }
-      }
-    });
-  }
-  // SIGUSR1 (a no-op handler) ends a running BPF_PROG_TEST_RUN call.
-  void stop() {
-    stop_.store(true);
-    if (!th_.joinable()) return;
-    while (!done_.load()) {
-      pthread_kill(th_.native_handle(), SIGUSR1);
-      for (int i = 0; i < 20 && !done_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    th_.join();
-  }
-  int error() const { return error_.load(); }
-
- private:
-  std::thread th_;
-  std::atomic<bool> stop_{false}, done_{true};
-  std::atomic<int> error_{0};
-};
+using xfpbench::Generator;  // bench/veth's (generator.hpp)
 
 void sleep_for(double secs) {
   const uint64_t end = xfpbench::now_ns() + static_cast<uint64_t>(secs * 1e9);
@@ -346,7 +297,8 @@ int run(int argc, char** argv) {
       }
       r.detail = setup->detail();
       Generator gen;
-      gen.start(topo->tx_ns_fd(), gen_fd, topo->tx_ifindex(), frame, chunk);
+      gen.start({.ns_fd = topo->tx_ns_fd(), .prog_fd = gen_fd, .ifindex = topo->tx_ifindex(), .frame = frame,
+                 .chunk = chunk});
       sleep_for(warmup);
       const uint64_t d0 = setup->decided(), o0 = setup->other(), c0 = setup->consumer_cpu_ns();
       const auto cpu0 = xfpbench::read_cpu_times();

@@ -42,6 +42,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bench_common.hpp"
+#include "generator.hpp"
 #include "topology.hpp"
 #include "xfp/compiler.hpp"
 #include "xfp/datapath.hpp"
@@ -56,81 +57,8 @@ using xfpbench::Topology;
 
 constexpr uint64_t kDenyBase = 0x02b5c6200000ull;  // 02:b5:c6:20:00:00 + i
 
-// ---- the generator ----------------------------------------------------------
-class Generator {
- public:
-  ~Generator() { stop(); }
-  void start(int ns_fd, int prog_fd, uint32_t ifindex, std::vector<uint8_t> frame, int chunk, int batch,
-             int cpu, int rt_prio) {
-    stop_.store(false);
-    done_.store(false);
-    error_.store(0);
-    th_ = std::thread([this, ns_fd, prog_fd, ifindex, frame = std::move(frame), chunk, batch, cpu, rt_prio] {
-      struct Done {
-        std::atomic<bool>& d;
-        ~Done() { d.store(true); }
-      } done{done_};
-      if (setns(ns_fd, CLONE_NEWNET) != 0) {
-        error_.store(errno);
-        return;
-      }
-      if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-      }
-      if (rt_prio > 0) {
-        // Real-time priority: the generator (and, without threaded NAPI, the
-        // receive path that runs in its softirq) gets its CPU even when the
-        // machine is busy. The kernel's RT throttling still leaves others 5 %.
-        sched_param sp{};
-        sp.sched_priority = rt_prio;
-        int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
-        if (rc != 0) {
-          error_.store(rc);
-          return;
-        }
-      }
-      xdp_md ctx{};
-      ctx.data_end = static_cast<__u32>(frame.size());
-      ctx.ingress_ifindex = ifindex;
-      while (!stop_.load(std::memory_order_relaxed) && !g_stop.load(std::memory_order_relaxed)) {
-        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<__u32>(frame.size()),
-                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = chunk,
-                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = static_cast<__u32>(batch));
-        int err = bpf_prog_test_run_opts(prog_fd, &o);
-        if (err == -EINTR) continue;
-        if (err) {
-          error_.store(-err);
-          return;
-        }
-        sent_.fetch_add(static_cast<uint64_t>(chunk), std::memory_order_relaxed);
-      }
-    });
-  }
-  // A BPF_PROG_TEST_RUN call runs until its repeat count is done or a
-  // signal is pending: SIGUSR1 (a no-op handler) ends the current call.
-  // Resent until the thread is out, in case it arrived between two calls.
-  void stop() {
-    stop_.store(true);
-    if (!th_.joinable()) return;
-    while (!done_.load()) {
-      pthread_kill(th_.native_handle(), SIGUSR1);
-      for (int i = 0; i < 20 && !done_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    th_.join();
-  }
-  uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
-  int error() const { return error_.load(); }
-
- private:
-  std::thread th_;
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> done_{true};
-  std::atomic<uint64_t> sent_{0};
-  std::atomic<int> error_{0};
-};
+// ---- the generator: generator.hpp ----------------------------------------------------
+using xfpbench::Generator;
 
 // ---- CPU accounting -------------------------------------------------------------
 using xfpbench::CpuTimes;
@@ -502,7 +430,8 @@ int run(int argc, char** argv) {
       }
       if (threaded_seen.empty()) threaded_seen = topo->rx_threaded().value_or("?");
       Generator gen;
-      gen.start(topo->tx_ns_fd(), gen_fd, topo->tx_ifindex(), frame, chunk, batch, gen_cpu, rt_prio);
+      gen.start({.ns_fd = topo->tx_ns_fd(), .prog_fd = gen_fd, .ifindex = topo->tx_ifindex(), .frame = frame,
+                 .chunk = chunk, .batch = batch, .cpu = gen_cpu, .rt_prio = rt_prio});
       sleep_for(warmup);
       auto s = measure(ctx, gen, duration, cpu_duration);
       gen.stop();

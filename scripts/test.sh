@@ -10,5 +10,7 @@ fi
 build=${XFP_BUILD:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
-# Namespaces, XDP attachments and veths are per test: run one at a time.
-ctest --test-dir "$build" --output-on-failure --timeout 300 "$@"
+# Every test makes its own namespaces, veths and pins (unique names), so
+# tests run two at a time (XFP_TEST_JOBS to change): the suite takes about
+# 3.5 minutes instead of 9 serially on a 2-core machine.
+ctest --test-dir "$build" --output-on-failure --timeout 300 -j"${XFP_TEST_JOBS:-2}" "$@"

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -39,11 +40,17 @@ CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& 
     : dp_(datapath),
       options_(options),
       ports_(std::make_unique<MessagePortService>(options.ports)),
-      redirects_(std::make_unique<RedirectStore>(options.redirects)) {
+      redirects_(std::make_unique<RedirectStore>(options.redirects)),
+      quarantined_(new std::atomic<uint8_t>[XFP_MAX_CALLOUTS]()) {
   host_.set_port_service(ports_.get());
   redirects_->set_offloader(redirect_offloader(dp_));  // XFP_REDIRECT_OFFLOAD: the kernel redirects the flow
   host_.set_redirect_service(redirects_.get());
-  host_.set_on_served([this](uint16_t id, bool served) { return dp_.set_callout_served(id, served); });
+  host_.set_on_served([this](uint16_t id, bool served) {
+    // A load (or reload) ends a quarantine: the new plugin gets its chance.
+    if (served && id < XFP_MAX_CALLOUTS && quarantined_[id].exchange(0, std::memory_order_relaxed))
+      spdlog::info("callout id {} is served again: its quarantine ends", id);
+    return dp_.set_callout_served(id, served);
+  });
   host_.set_injection_service(this);
   host_.set_plugin_policy(options.plugins);
   offloads_ = std::make_unique<DatapathOffloads>(dp_);
@@ -55,6 +62,7 @@ CalloutRuntime::CalloutRuntime(Datapath& datapath, const CalloutRuntimeOptions& 
       if (itf.attachment.ifname == ifname) return key;
     return 0;
   });
+  if (options_.classify_budget_ms > 0) watchdog_ = std::thread([this] { watchdog_loop(); });
 }
 
 CalloutRuntime::~CalloutRuntime() {
@@ -71,6 +79,14 @@ CalloutRuntime::~CalloutRuntime() {
     for (auto& [key, itf] : interfaces_) keys.push_back(key);
   }
   for (uint32_t k : keys) detach(k);
+  if (watchdog_.joinable()) {
+    {
+      std::lock_guard lock(watch_mu_);
+      watch_stop_ = true;
+    }
+    watch_cv_.notify_all();
+    watchdog_.join();
+  }
   // Plugins go while the injection service (this) is whole: their handles
   // are destroyed through it.
   if (Status s = host_.unload_all(); !s) spdlog::warn("unloading plugins: {}", s.error().message);
@@ -143,11 +159,24 @@ Status CalloutRuntime::attach(const Attachment& a) {
     }
   spdlog::info("{}: {} callout worker{} (AF_XDP copy mode, receive injection through {})", a.ifname, queues,
                queues == 1 ? "" : "s", ns.link->ifname_a());
+  if (watchdog_.joinable()) {
+    std::lock_guard wlock(watch_mu_);
+    for (uint32_t q = 0; q < queues; ++q) {
+      Watched w;
+      w.key = a.key;
+      w.queue = q;
+      w.ifname = a.ifname;
+      w.xsk_fd = itf.sockets[q]->fd();
+      w.stamp = &itf.workers[q]->stamp();
+      watched_.push_back(std::move(w));
+    }
+  }
   interfaces_.emplace(a.key, std::move(itf));
   return Ok{};
 }
 
 void CalloutRuntime::stop_interface(Interface& itf) {
+  unwatch(itf.attachment.key);  // first: the watchdog must not bind a socket again below
   for (size_t q = 0; q < itf.sockets.size(); ++q) (void)dp_.unbind_xsk(itf.attachment.key, static_cast<uint32_t>(q));
   itf.workers.clear();  // joins
 }
@@ -196,7 +225,11 @@ std::vector<WorkerStatus> CalloutRuntime::workers() const {
 }
 
 bool CalloutRuntime::classify(const Filter& filter, xfp_classify_item* items, uint32_t count) {
-  CalloutRef ref = host_.acquire(PolicySnapshot::callout_id_of(filter));
+  const uint16_t id = PolicySnapshot::callout_id_of(filter);
+  // Quarantined by the watchdog: not served (frames punted before the kernel
+  // learnt it, or on other queues, take the fail action here).
+  if (id < XFP_MAX_CALLOUTS && quarantined_[id].load(std::memory_order_relaxed)) return false;
+  CalloutRef ref = host_.acquire(id);
   if (!ref) return false;
   const xfp_filter_info info = to_filter_info(filter);
   // The callout's context on each frame's flow. A callout conditional on
@@ -243,6 +276,92 @@ bool CalloutRuntime::classify(const Filter& filter, xfp_classify_item* items, ui
     }
   }
   return true;
+}
+
+// ---- the classify watchdog ----------------------------------------------------------------
+
+void CalloutRuntime::unwatch(uint32_t key) {
+  std::lock_guard lock(watch_mu_);
+  std::erase_if(watched_, [key](const Watched& w) { return w.key == key; });
+}
+
+void CalloutRuntime::watchdog_loop() {
+  const auto tick = std::chrono::microseconds(std::max<uint64_t>(1000, options_.classify_budget_ms * 1000ull / 4));
+  std::unique_lock lock(watch_mu_);
+  while (!watch_cv_.wait_for(lock, tick, [this] { return watch_stop_; })) watch_tick(std::chrono::steady_clock::now());
+}
+
+// Under watch_mu_. Only lock-free calls into the host (acquire): a control
+// thread may hold the host's lock while it waits for the very call that hangs.
+void CalloutRuntime::watch_tick(std::chrono::steady_clock::time_point now) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  const auto budget = milliseconds(options_.classify_budget_ms);
+  for (Watched& w : watched_) {
+    const uint64_t word = w.stamp->word.load(std::memory_order_relaxed);
+    if (word != w.last) {
+      if (w.stuck) {
+        // The call returned (or the worker moved on): its queue is served again.
+        const auto ran = duration_cast<milliseconds>(now - w.since).count();
+        if (Status s = dp_.bind_xsk(w.key, w.queue, w.xsk_fd); !s)
+          spdlog::error("watchdog: {} queue {}: binding the socket again: {}", w.ifname, w.queue, s.error().message);
+        else
+          spdlog::warn("watchdog: {} queue {}: the classify of callout id {} returned after at least {} ms; the "
+                       "queue is served again (the callout stays quarantined until its plugin is loaded again)",
+                       w.ifname, w.queue, ClassifyStamp::callout_of(w.last), ran);
+        auto& cw = callout_watch_[ClassifyStamp::callout_of(w.last)];
+        cw.longest_ms = std::max<uint64_t>(cw.longest_ms, static_cast<uint64_t>(ran));
+        w.stuck = false;
+      }
+      w.last = word;
+      w.since = now;
+      continue;
+    }
+    if (word == 0 || w.stuck || now - w.since < budget) continue;
+    // Tripped: the same call has been running for the budget at least.
+    const uint16_t id = ClassifyStamp::callout_of(word);
+    const auto ran = duration_cast<milliseconds>(now - w.since).count();
+    w.stuck = true;
+    ++trips_;
+    CalloutWatch& cw = callout_watch_[id];
+    ++cw.trips;
+    cw.longest_ms = std::max<uint64_t>(cw.longest_ms, static_cast<uint64_t>(ran));
+    if (CalloutRef ref = host_.acquire(id)) cw.key = ref->key;
+    const std::string name = cw.key.empty() ? fmt::format("id {}", id) : fmt::format("{} (id {})", cw.key, id);
+    if (id > 0 && id < XFP_MAX_CALLOUTS) {
+      quarantined_[id].store(1, std::memory_order_relaxed);
+      if (Status s = dp_.set_callout_served(id, false); !s)
+        spdlog::error("watchdog: callout {}: {}", name, s.error().message);
+    }
+    if (Status s = dp_.unbind_xsk(w.key, w.queue); !s)
+      spdlog::error("watchdog: {} queue {}: {}", w.ifname, w.queue, s.error().message);
+    spdlog::warn("watchdog: callout {} classify on {} queue {} has run for {} ms (budget {} ms): the callout is "
+                 "quarantined (its filters take their fail action until its plugin is loaded again) and the queue's "
+                 "socket leaves the XSKMAP until the call returns (the queue's other callouts take their fail action)",
+                 name, w.ifname, w.queue, ran, options_.classify_budget_ms);
+  }
+}
+
+WatchdogStatus CalloutRuntime::watchdog() const {
+  WatchdogStatus st;
+  st.budget_ms = options_.classify_budget_ms;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(watch_mu_);
+  st.trips = trips_;
+  for (const auto& [id, cw] : callout_watch_) {
+    if (cw.trips == 0) continue;
+    st.callouts.push_back({id, cw.key, cw.trips, cw.longest_ms, quarantined(id)});
+  }
+  for (const Watched& w : watched_) {
+    if (!w.stuck) continue;
+    const uint16_t id = ClassifyStamp::callout_of(w.last);
+    auto it = callout_watch_.find(id);
+    const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - w.since).count());
+    st.stuck.push_back({w.ifname, w.queue, id, it != callout_watch_.end() ? it->second.key : "", ms});
+    for (auto& c : st.callouts)
+      if (c.id == id) c.longest_ms = std::max(c.longest_ms, ms);
+  }
+  return st;
 }
 
 bool CalloutRuntime::batch_capable(const Filter& filter) {

@@ -57,7 +57,7 @@ class ProbeInvoker final : public CalloutInvoker {
 
 class FrameInvoker final : public CalloutInvoker {
  public:
-  FrameInvoker(Slot& s, CalloutCaller& c) : slot_(s), callouts_(c) {}
+  FrameInvoker(Slot& s, CalloutCaller& c, ClassifyStamp& stamp) : slot_(s), callouts_(c), stamp_(stamp) {}
   CalloutVerdict invoke(const Filter& f, const xfp_fields& fields, bool action_right) override {
     if (slot_.preanswered && &f == slot_.first_callout) {
       slot_.preanswered = false;
@@ -70,13 +70,17 @@ class FrameInvoker final : public CalloutInvoker {
     item.action_right = action_right ? 1 : 0;
     item.action = XFP_ACTION_CONTINUE;
     slot_.info.meta.filter_id = f.id;
-    if (!callouts_.classify(f, &item, 1)) return {};
+    stamp_.enter(PolicySnapshot::callout_id_of(f));
+    const bool served = callouts_.classify(f, &item, 1);
+    stamp_.leave();
+    if (!served) return {};
     return {true, item.action, (item.flags & XFP_CLASSIFY_ABSORB) != 0};
   }
 
  private:
   Slot& slot_;
   CalloutCaller& callouts_;
+  ClassifyStamp& stamp_;
 };
 
 Decision evaluate(const PolicySnapshot& snap, Slot& s, CalloutInvoker& inv, bool& rescanned) {
@@ -205,7 +209,9 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
       items[k].action = XFP_ACTION_CONTINUE;
       frame_set_next(s.frame, k + 1 < members.size() ? slots[members[k + 1]].frame : nullptr);
     }
+    stamp_.enter(PolicySnapshot::callout_id_of(*filter));
     bool served = callouts_.classify(*filter, items.data(), static_cast<uint32_t>(items.size()));
+    stamp_.leave();
     for (size_t k = 0; k < members.size(); ++k) {
       Slot& s = slots[members[k]];
       frame_set_next(s.frame, nullptr);
@@ -232,7 +238,7 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
   for (uint32_t i = 0; i < n; ++i) {
     Slot& s = slots[i];
     if (s.valid) {
-      FrameInvoker inv(s, callouts_);
+      FrameInvoker inv(s, callouts_, stamp_);
       bool rescanned = false;
       s.decision = evaluate(*snap, s, inv, rescanned);
       if (rescanned) ++counters_.rescanned;

@@ -38,6 +38,7 @@ struct DaemonOptions {
   bool keep_caps = false; // --keep-caps: do not drop capabilities after start-up
   uint32_t max_flows = 262144;         // --max-flows: flow table bound (LRU eviction beyond)
   double flow_idle_timeout = 120.0;    // --flow-idle-timeout SECONDS
+  uint32_t classify_budget_ms = 250;   // --classify-budget-ms: the hung-classify watchdog (0 = off)
   std::string port_dir = XFP_PORT_DEFAULT_DIR;  // the plugins' message port sockets
   std::string port_group;                       // a group whose members may connect to them ("" = root only)
 };

@@ -113,6 +113,14 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
       ->capture_default_str()
       ->type_name("SECONDS")
       ->check(CLI::Range(0.05, 86400.0 * 7));
+  daemon->add_option("--classify-budget-ms", dopts.classify_budget_ms,
+                     "the watchdog's budget for one plugin classify call: a call that runs longer quarantines "
+                     "its callout (its filters take their fail action in the kernel until its plugin is loaded "
+                     "again) and takes the worker's queue out of the XSKMAP until the call returns; 0 = no "
+                     "watchdog")
+      ->capture_default_str()
+      ->type_name("MS")
+      ->check(CLI::Range(0u, 3600u * 1000u));
   daemon->add_option("--port-dir", dopts.port_dir, "where plugins' message ports are made (sockets DIR/NAME)")
       ->capture_default_str();
   daemon->add_option("--port-group", dopts.port_group,

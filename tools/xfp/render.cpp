@@ -138,17 +138,38 @@ std::string render_status(const json& st, const json* rates) {
                        num(w, "absorb"), num(w, "deliver_failed"), num(w, "rx_dropped")});
     out += render_table(wrows);
   }
+  const json wd = st.value("watchdog", json());
+  if (wd.is_object()) {
+    if (num(wd, "budget_ms") == "0") {
+      out += "\nclassify watchdog: off\n";
+    } else {
+      out += fmt::format("\nclassify watchdog: budget {} ms, {} trip(s)\n", num(wd, "budget_ms"), num(wd, "trips"));
+      for (const json& c : wd.value("callouts", json::array()))
+        out += fmt::format("  callout {} (id {}): {} trip(s), longest {} ms{}\n",
+                           str(c, "key").empty() ? "?" : str(c, "key"), num(c, "id"), num(c, "trips"),
+                           num(c, "longest_ms"),
+                           c.value("quarantined", false) ? ", quarantined until its plugin is loaded again" : "");
+      for (const json& s : wd.value("stuck", json::array()))
+        out += fmt::format("  {} queue {}: in a classify of {} for {} ms (the queue is out of the XSKMAP)\n",
+                           str(s, "device"), num(s, "queue"), str(s, "callout").empty() ? "?" : str(s, "callout"),
+                           num(s, "ms"));
+    }
+  }
   return out;
 }
 
 std::string render_plugins(const json& plugins) {
   if (plugins.empty()) return "no callout plugin loaded (xfp callout load PATH)\n";
-  std::vector<std::vector<std::string>> rows{{"PLUGIN", "CALLOUT", "ID", "FLAGS", "PATH"}};
+  std::vector<std::vector<std::string>> rows{{"PLUGIN", "CALLOUT", "ID", "FLAGS", "WATCHDOG", "PATH"}};
   for (const json& p : plugins)
     for (const json& c : p.value("callouts", json::array())) {
       std::string flags;
       for (const json& f : c.value("flags", json::array())) flags += (flags.empty() ? "" : ",") + f.get<std::string>();
-      rows.push_back({str(p, "name"), str(c, "key"), num(c, "id"), flags.empty() ? "-" : flags, str(p, "path")});
+      // The classify watchdog: trips, and whether the callout is quarantined.
+      std::string watchdog = c.value("quarantined", false) ? "quarantined" : "-";
+      if (c.value("watchdog_trips", 0) > 0) watchdog += fmt::format(" ({} trip(s))", num(c, "watchdog_trips"));
+      rows.push_back({str(p, "name"), str(c, "key"), num(c, "id"), flags.empty() ? "-" : flags, watchdog,
+                      str(p, "path")});
     }
   return render_table(rows);
 }

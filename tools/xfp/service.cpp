@@ -107,9 +107,39 @@ Result<json> op_callout_unload(Engine& e, const json& req) {
   return json::object();
 }
 
+// The classify watchdog's state (CalloutRuntime::watchdog); null without callouts.
+json watchdog_json(Engine& e) {
+  CalloutRuntime* rt = e.callouts();
+  if (!rt) return nullptr;
+  const WatchdogStatus w = rt->watchdog();
+  json callouts = json::array(), stuck = json::array();
+  for (const CalloutWatchStatus& c : w.callouts)
+    callouts.push_back({{"id", c.id}, {"key", c.key}, {"trips", c.trips}, {"longest_ms", c.longest_ms},
+                        {"quarantined", c.quarantined}});
+  for (const StuckWorkerStatus& s : w.stuck)
+    stuck.push_back({{"device", s.ifname}, {"queue", s.queue}, {"callout_id", s.callout_id}, {"callout", s.callout},
+                     {"ms", s.ms}});
+  return {{"budget_ms", w.budget_ms}, {"trips", w.trips}, {"callouts", std::move(callouts)}, {"stuck", std::move(stuck)}};
+}
+
 Result<json> op_callout_list(Engine& e, const json&) {
   json list = json::array();
-  for (const PluginRecord& p : e.plugins()) list.push_back(plugin_json(p));
+  const json watchdog = watchdog_json(e);
+  for (const PluginRecord& p : e.plugins()) {
+    json pj = plugin_json(p);
+    // Each callout's watchdog record: trips and whether it is quarantined.
+    for (json& c : pj["callouts"]) {
+      c["watchdog_trips"] = 0;
+      c["quarantined"] = false;
+      if (watchdog.is_object())
+        for (const json& w : watchdog["callouts"])
+          if (w["id"] == c["id"]) {
+            c["watchdog_trips"] = w["trips"];
+            c["quarantined"] = w["quarantined"];
+          }
+    }
+    list.push_back(std::move(pj));
+  }
   return json{{"plugins", std::move(list)}};
 }
 
@@ -178,6 +208,7 @@ Result<json> op_status(Engine& e, const json&) {
        {{"inbound", layer_counters_json(st.counters[XFP_LAYER_INBOUND])},
         {"outbound", layer_counters_json(st.counters[XFP_LAYER_OUTBOUND])}}},
       {"workers", workers},
+      {"watchdog", watchdog_json(e)},
   };
 }
 

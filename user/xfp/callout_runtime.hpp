@@ -9,12 +9,15 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -42,6 +45,31 @@ struct CalloutRuntimeOptions {
   PortServiceOptions ports;              // the plugins' message ports (xfp daemon --port-dir, --port-group)
   PluginPolicy plugins;                  // where plugins may load from (default: anywhere; xfp daemon --plugin-dir)
   RedirectOptions redirects;             // redirect records (bounds, idle timeout)
+  // The classify watchdog (xfp daemon --classify-budget-ms): a classify call
+  // that runs longer than this quarantines its callout. 0: no watchdog.
+  uint32_t classify_budget_ms = 250;
+};
+
+// The watchdog's view (CalloutRuntime::watchdog()).
+struct CalloutWatchStatus {
+  uint16_t id = 0;
+  std::string key;           // "" if its plugin had gone when it tripped
+  uint64_t trips = 0;        // classify calls that overran the budget
+  uint64_t longest_ms = 0;   // the longest such call seen (so far, if one still runs)
+  bool quarantined = false;  // served=0 in the kernel until its plugin loads again
+};
+struct StuckWorkerStatus {
+  std::string ifname;
+  uint32_t queue = 0;
+  uint16_t callout_id = 0;
+  std::string callout;
+  uint64_t ms = 0;  // how long the call has run (at least)
+};
+struct WatchdogStatus {
+  uint32_t budget_ms = 0;  // 0: off
+  uint64_t trips = 0;
+  std::vector<CalloutWatchStatus> callouts;  // those that ever tripped, by id
+  std::vector<StuckWorkerStatus> stuck;      // workers in a call past the budget now
 };
 
 struct WorkerStatus {
@@ -78,6 +106,10 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   PolicySnapshotPtr snapshot() const { return std::atomic_load(&snapshot_); }
 
   std::vector<WorkerStatus> workers() const;
+  WatchdogStatus watchdog() const;
+  bool quarantined(uint16_t callout_id) const {
+    return callout_id < XFP_MAX_CALLOUTS && quarantined_[callout_id].load(std::memory_order_relaxed);
+  }
 
   // CalloutCaller
   bool classify(const Filter& filter, xfp_classify_item* items, uint32_t count) override;
@@ -111,6 +143,33 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
              xfp_inject_complete_fn complete, void* cctx) noexcept;
   void stop_interface(Interface& itf);
 
+  // The classify watchdog (docs/RELIABILITY.md, "Plugins that crash or
+  // hang"). One entry per worker, added once its socket is bound, removed
+  // before it is unbound and joined; a thread samples the workers' stamps
+  // every budget/4. A call whose stamp stays for the budget trips it: the
+  // callout is quarantined (user space stops calling it, the kernel stops
+  // punting to it: its filters take their fail action), and the worker's
+  // socket leaves xfp_xsks_v1 until the call returns, so that the other
+  // callouts on that queue take their fail action in the kernel instead of
+  // piling up in a ring nobody drains.
+  struct Watched {
+    uint32_t key = 0, queue = 0;
+    std::string ifname;
+    int xsk_fd = -1;
+    const ClassifyStamp* stamp = nullptr;
+    uint64_t last = 0;  // the stamp at the last sample
+    std::chrono::steady_clock::time_point since;  // when `last` was first seen
+    bool stuck = false;  // tripped on `last`; the socket is unbound
+  };
+  struct CalloutWatch {
+    std::string key;
+    uint64_t trips = 0, longest_ms = 0;
+  };
+  void watchdog_loop();
+  void watch_tick(std::chrono::steady_clock::time_point now);
+  void unwatch(uint32_t key);
+
+
   Datapath& dp_;
   CalloutRuntimeOptions options_;
   Injector injector_;
@@ -133,6 +192,17 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   // re-injecting them keeps the chain (PREVIOUSLY_INJECTED_BY_SELF).
   std::mutex absorbed_mu_;
   std::unordered_map<const xfp_frame*, InjectionOrigin> absorbed_origins_;
+
+  // By callout id: set by the watchdog, cleared when a plugin serves the id
+  // again (a load). One relaxed load per classify call.
+  std::unique_ptr<std::atomic<uint8_t>[]> quarantined_;
+  mutable std::mutex watch_mu_;  // after mu_ when both are held
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;
+  std::vector<Watched> watched_;
+  std::map<uint16_t, CalloutWatch> callout_watch_;
+  uint64_t trips_ = 0;
+  std::thread watchdog_;
 };
 
 }  // namespace xfp

@@ -68,6 +68,19 @@ struct WorkerCounters {
   std::atomic<uint64_t> bad_meta{0};   // no valid header: dropped
 };
 
+// What a worker is calling, for the callout runtime's watchdog: 0 while no
+// classify runs, else (call number << 16) | callout id. The worker stores it
+// before and after each classify call: two relaxed stores, no clock read, no
+// lock. The watchdog samples it every budget/4 and times how long one value
+// stays (a new call changes the number even for the same callout).
+struct alignas(64) ClassifyStamp {
+  std::atomic<uint64_t> word{0};
+  uint64_t calls = 0;  // the worker's own
+  void enter(uint16_t callout_id) { word.store((++calls << 16) | callout_id, std::memory_order_relaxed); }
+  void leave() { word.store(0, std::memory_order_relaxed); }
+  static uint16_t callout_of(uint64_t w) { return static_cast<uint16_t>(w & 0xffff); }
+};
+
 struct WorkerOptions {
   bool busy_poll = false;  // spin on the rings instead of sleeping in poll()
   uint32_t batch = 64;
@@ -90,6 +103,7 @@ class PuntWorker {
 
   const WorkerCounters& counters() const { return counters_; }
   const WorkerTarget& target() const { return target_; }
+  const ClassifyStamp& stamp() const { return stamp_; }  // for the watchdog
 
  private:
   void run();
@@ -103,6 +117,7 @@ class PuntWorker {
   WorkerOptions options_;
   FlowServiceImpl* flows_ = nullptr;
   WorkerCounters counters_;
+  ClassifyStamp stamp_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

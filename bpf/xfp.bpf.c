@@ -21,6 +21,43 @@ static __always_inline __u32 xfp_iface_key(__u32 ifindex)
 	return xfp_attachment_key ? xfp_attachment_key : ifindex;
 }
 
+/*
+ * Admission of a punted frame into the queue's AF_XDP socket (abi.h, struct
+ * xfp_xsk_load). -1: room, the frame was counted into `punted` and goes on
+ * to the socket. Otherwise the socket is full (user space fell behind) and
+ * the return value is the overload policy's XDP verdict, counted; fallback
+ * is the verdict as if no callout were served. A global function: the
+ * verifier checks it once, not once per path of the classifier that punts
+ * (see xfp_classify.h).
+ */
+__noinline int xfp_xsk_admit(__u32 xsk, int fallback)
+{
+	struct xfp_xsk_load *q = bpf_map_lookup_elem(&xfp_xsk_load_v1, &xsk);
+	struct xfp_layer_counters *lc;
+	__u32 layer = XFP_LAYER_INBOUND;
+	__s64 in_flight;
+	int verdict;
+
+	if (!q)
+		return -1;
+	/* READ_ONCE of both: `consumed` is a worker's store, `punted` other
+	 * CPUs' atomic adds. u64 never wraps in practice; the signed difference
+	 * also keeps a zeroed entry from looking full. */
+	in_flight = (__s64)(*(volatile __u64 *)&q->punted - *(volatile __u64 *)&q->consumed);
+	if (!q->capacity || in_flight < (__s64)q->capacity) {
+		__sync_fetch_and_add(&q->punted, 1);
+		return -1;
+	}
+	__sync_fetch_and_add(&q->overloaded, 1);
+	verdict = q->policy == XFP_OVERLOAD_FAIL_OPEN	  ? XDP_PASS
+		  : q->policy == XFP_OVERLOAD_FAIL_CLOSED ? XDP_DROP
+							  : fallback;
+	lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &layer);
+	if (lc)
+		lc->c[verdict == XDP_DROP ? XFP_CNT_OVERLOAD_BLOCK : XFP_CNT_OVERLOAD_PERMIT]++;
+	return verdict;
+}
+
 /* libxdp's run configuration: priority and the actions that chain on. */
 struct {
 	__uint(priority, 10);
@@ -35,7 +72,7 @@ int xfp_inbound(struct xdp_md *ctx)
 	__u32 key = xfp_iface_key(ctx->ingress_ifindex);
 	__u32 xsk = XFP_XSK_INDEX(key, ctx->rx_queue_index);
 	struct xfp_decision d;
-	int fallback;
+	int fallback, admit;
 
 	xfp_classify(ctx, data, end, (__u32)(end - data), ctx->ingress_ifindex, key, XFP_LAYER_INBOUND, xsk, &d);
 	if (d.redirect)
@@ -48,6 +85,11 @@ int xfp_inbound(struct xdp_md *ctx)
 		 * front of the frame. Without room, the fail action decides. */
 		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)) != 0)
 			goto punt_failed;
+		/* After the metadata room (whose failure must not count as a
+		 * punt): a full socket would drop the frame silently. */
+		admit = xfp_xsk_admit(xsk, fallback);
+		if (admit >= 0)
+			return admit;
 		meta = (void *)(long)ctx->data_meta;
 		if ((void *)(meta + 1) > (void *)(long)ctx->data)
 			goto punt_failed;

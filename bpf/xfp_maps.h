@@ -103,6 +103,17 @@ struct {
 	__type(value, __u32);
 } xfp_xsks_v1 SEC(".maps");
 
+/* Overload guard of each AF_XDP socket, at XFP_XSK_INDEX (abi.h, struct
+ * xfp_xsk_load). Memory-mapped: a worker publishes its consumed count with
+ * one store, no syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_MAX_ATTACHMENTS * XFP_MAX_QUEUES);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xfp_xsk_load);
+} xfp_xsk_load_v1 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XFP_MAX_FILTERS);

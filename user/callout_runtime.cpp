@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -32,6 +33,17 @@ uint32_t rx_queue_count(const std::string& ifname) {
   if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) n = std::max({1u, ch.rx_count, ch.combined_count});
   ::close(fd);
   return n;
+}
+
+// The overload guard's capacity for a socket: a punted frame needs a free
+// rx-ring slot and a free chunk in the fill ring, and every frame the guard
+// lets through holds one of each until the worker gives it back. Less one
+// frame per CPU: each CPU may pass the check at the last free slot at once.
+uint32_t guard_capacity(const XskOptions& o) {
+  const uint32_t room = std::min(o.ring_size, o.rx_frames);
+  const int cpus = libbpf_num_possible_cpus();
+  const uint32_t margin = cpus > 0 ? static_cast<uint32_t>(cpus) : 64;
+  return room > margin ? room - margin : 1;
 }
 
 }  // namespace
@@ -143,15 +155,18 @@ Status CalloutRuntime::attach(const Attachment& a) {
     t.queue = q;
     t.compartment = a.compartment;
     std::memcpy(t.mac, a.mac, 6);
+    t.load = dp_.xsk_load(a.key, q);
     itf.workers.push_back(std::make_unique<PuntWorker>(t, *itf.sockets[q], *this, injector_,
                                                        [this] { return snapshot(); }, options_.worker,
                                                        flows_.get()));
   }
   ++ns.users;
   injector_.add_interface(a.key, a.ifindex, itf.send_port.get(), ns.port.get());
-  // Last: from here on the kernel punts to the workers.
+  // Last: from here on the kernel punts to the workers, each queue guarded
+  // against overflowing its socket (counters zeroed for the new socket).
+  const XskGuard guard{guard_capacity(options_.socket), options_.overload};
   for (uint32_t q = 0; q < queues; ++q)
-    if (Status s = dp_.bind_xsk(a.key, q, itf.sockets[q]->fd()); !s) {
+    if (Status s = dp_.guard_xsk(a.key, q, guard); !s || !(s = dp_.bind_xsk(a.key, q, itf.sockets[q]->fd()))) {
       injector_.remove_interface(a.key);
       stop_interface(itf);
       if (--ns.users == 0) namespaces_.erase(a.compartment);
@@ -218,6 +233,16 @@ std::vector<WorkerStatus> CalloutRuntime::workers() const {
         w.rx_dropped = st->rx_dropped;
         w.rx_ring_full = st->rx_ring_full;
         w.fill_ring_empty = st->rx_fill_ring_empty_descs;
+        w.rx_invalid = st->rx_invalid_descs;
+        w.tx_invalid = st->tx_invalid_descs;
+        w.tx_ring_empty = st->tx_ring_empty_descs;
+      }
+      if (const xfp_xsk_load* g = dp_.xsk_load(key, static_cast<uint32_t>(q))) {
+        const uint64_t punted = __atomic_load_n(&g->punted, __ATOMIC_RELAXED);
+        const uint64_t consumed = __atomic_load_n(&g->consumed, __ATOMIC_RELAXED);
+        w.in_flight = punted > consumed ? punted - consumed : 0;
+        w.capacity = g->capacity;
+        w.overloaded = __atomic_load_n(&g->overloaded, __ATOMIC_RELAXED);
       }
       out.push_back(w);
     }

@@ -203,8 +203,11 @@ struct Datapath::Impl {
   size_t dmap_bytes = 0;
   xfp_entry* dres = nullptr;  // mmap of xfp_dres_v1
   size_t dres_bytes = 0;
+  xfp_xsk_load* xsk_load = nullptr;  // mmap of xfp_xsk_load_v1
+  size_t xsk_load_bytes = 0;
 
   ~Impl() {
+    if (xsk_load) munmap(xsk_load, xsk_load_bytes);
     if (prune) munmap(prune, prune_bytes);
     if (dmap) munmap(dmap, dmap_bytes);
     if (dres) munmap(dres, dres_bytes);
@@ -250,7 +253,10 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   impl->prune = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_prune_v1, sizeof(uint64_t), impl->prune_bytes));
   impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v1, sizeof(uint64_t), impl->dmap_bytes));
   impl->dres = static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_dres_v1, sizeof(xfp_entry), impl->dres_bytes));
-  if (!impl->prune || !impl->dmap || !impl->dres) return errno_error("mapping the fast path's tables");
+  impl->xsk_load = static_cast<xfp_xsk_load*>(
+      map_array(impl->skel->maps.xfp_xsk_load_v1, sizeof(xfp_xsk_load), impl->xsk_load_bytes));
+  if (!impl->prune || !impl->dmap || !impl->dres || !impl->xsk_load)
+    return errno_error("mapping the fast path's tables");
   // Bank 0 active, both layers empty, default permit.
   uint32_t zero = 0;
   xfp_config cfg{};
@@ -813,6 +819,35 @@ Status Datapath::set_callout_served(uint16_t callout_id, bool served) {
   uint32_t id = callout_id, value = served ? 1 : 0;
   if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_callouts_v1), &id, &value, BPF_ANY) != 0)
     return errno_error(fmt::format("marking callout {} {}", callout_id, served ? "served" : "unserved"));
+  return Ok{};
+}
+
+const char* overload_policy_name(OverloadPolicy p) {
+  switch (p) {
+    case OverloadPolicy::FailOpen: return "fail-open";
+    case OverloadPolicy::FailClosed: return "fail-closed";
+    default: return "fail-action";
+  }
+}
+
+xfp_xsk_load* Datapath::xsk_load(uint32_t key, uint32_t queue) const {
+  if (queue >= XFP_MAX_QUEUES) return nullptr;
+  return impl_->xsk_load + XFP_XSK_INDEX(key, queue);
+}
+
+Status Datapath::guard_xsk(uint32_t key, uint32_t queue, const XskGuard& guard) {
+  xfp_xsk_load* q = xsk_load(key, queue);
+  if (!q) return make_error(EINVAL, fmt::format("queue {} beyond the {} xfp serves", queue, XFP_MAX_QUEUES));
+  // A fresh start for a new socket: frames the previous one held and never
+  // gave back would otherwise count as in flight for ever. No frame is
+  // punted to this index meanwhile (no socket is bound there), so nothing
+  // adds to `punted` while it is zeroed; the bind that follows (a syscall,
+  // a full barrier) publishes these stores before the first punt.
+  q->policy = static_cast<uint8_t>(guard.policy);
+  q->capacity = guard.capacity;
+  __atomic_store_n(&q->punted, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&q->consumed, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&q->overloaded, 0, __ATOMIC_RELAXED);
   return Ok{};
 }
 

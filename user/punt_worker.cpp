@@ -101,6 +101,7 @@ PuntWorker::PuntWorker(const WorkerTarget& target, XskSocket& socket, CalloutCal
       snapshot_(std::move(snapshot)),
       options_(options),
       flows_(flows),
+      load_(target.load, socket),
       thread_([this] { run(); }) {}
 
 PuntWorker::~PuntWorker() {
@@ -115,6 +116,7 @@ void PuntWorker::run() {
     uint32_t idx = 0;
     uint32_t n = socket_.rx_peek(batch, idx);
     if (n == 0) {
+      load_.idle(options_.busy_poll);  // the socket's own drops heal the overload guard's count
       // Sleep in poll(): the stop flag is checked at least every 100 ms.
       if (!options_.busy_poll) socket_.wait_rx(100);
       continue;
@@ -122,6 +124,10 @@ void PuntWorker::run() {
     PolicySnapshotPtr snap = snapshot_();
     process(n, idx, snap);
     socket_.rx_release(n);
+    // Overload guard (queue_load.hpp): the chunks go back to the fill ring
+    // before the count says there is room for them.
+    socket_.refill(batch * 2);
+    load_.given_back(n);
   }
 }
 

@@ -214,7 +214,11 @@ enum xfp_layer_counter {
 	XFP_CNT_OFFLOAD_MISS = 13,     /* looked up, no entry (or no flow): classified */
 	XFP_CNT_OFFLOAD_STALE = 14,    /* entry of another policy generation: ignored, classified */
 	XFP_CNT_FLOW_FIN_RST = 15,     /* TCP FIN or RST of an offloaded flow: classified, not offloaded */
-	XFP_CNT_COUNT = 16,
+	/* The queue's AF_XDP socket had no room (struct xfp_xsk_load): not punted,
+	 * decided by the overload policy. Counted apart from PERMIT and BLOCK. */
+	XFP_CNT_OVERLOAD_PERMIT = 16,  /* overload policy let the frame pass */
+	XFP_CNT_OVERLOAD_BLOCK = 17,   /* overload policy dropped the frame */
+	XFP_CNT_COUNT = 18,
 };
 
 struct xfp_layer_counters {
@@ -251,6 +255,39 @@ struct xfp_punt_meta {
 	__u32 generation;  /* low bits of the compiled set's generation */
 	__u32 iface;       /* attachment key */
 	__u64 flow;        /* flow handle, 0 when none */
+};
+
+/*
+ * Overload guard of a queue's AF_XDP socket (xfp_xsk_load_v1, an mmapable
+ * array at XFP_XSK_INDEX). A punted frame needs a free fill-ring chunk and a
+ * free rx-ring slot; without them the kernel drops it (visible only in the
+ * socket's XDP_STATISTICS). So the XDP program counts the frames it hands
+ * to the socket (`punted`, atomic adds), the queue's worker publishes how
+ * many it has taken back (`consumed`: frames it took off the rx ring and
+ * whose chunks are back in the fill ring, plus the frames the socket itself
+ * dropped; one store per batch), and a frame is punted only while
+ * punted - consumed < capacity. Otherwise the overload policy decides it,
+ * and XFP_CNT_OVERLOAD_PERMIT/BLOCK count it. User space sets capacity to
+ * min(rx ring, receive chunks) minus one frame per CPU (the check and the
+ * add are not one atomic step, so each CPU may overshoot by one frame), and
+ * zeroes the counters when it binds a socket to the queue. The difference is
+ * read as signed: a worker ahead of the kernel (it cannot be, by
+ * construction) never turns into a full queue.
+ */
+enum xfp_overload_policy {
+	XFP_OVERLOAD_FAIL_ACTION = 0, /* the verdict as if no callout were served (each filter's fail action) */
+	XFP_OVERLOAD_FAIL_OPEN = 1,   /* permit (XDP_PASS) */
+	XFP_OVERLOAD_FAIL_CLOSED = 2, /* block (XDP_DROP) */
+};
+
+struct xfp_xsk_load {
+	__u64 punted;     /* BPF: frames redirected to the socket (atomic adds) */
+	__u64 consumed;   /* worker: frames given back, see above (one release store per batch) */
+	__u64 overloaded; /* BPF: frames the policy decided because the socket was full (atomic adds) */
+	__u32 capacity;   /* user space: frames in flight at most; 0 = unguarded */
+	__u8 policy;      /* enum xfp_overload_policy */
+	__u8 pad[3];
+	__u64 spare[4];   /* one cache line per queue: workers of two queues share none */
 };
 
 /*
@@ -383,6 +420,8 @@ XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, iface) == 48, "flow ke
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, ip_version) == 56, "flow key ip_version offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_offload_key) == 72, "xfp_offload_key layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_offload) == 40, "xfp_offload layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_xsk_load) == 64, "xfp_xsk_load: one cache line");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_xsk_load, consumed) == 8, "xfp_xsk_load consumed offset");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_offload, gen_first) == 24, "offload generation offset");
 XFP_STATIC_ASSERT(XFP_MAX_CALLOUTS <= 65536, "callout ids are u16");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_TUPLE_BANK_BIT, "tuple id must not reach the bank bit");

@@ -17,7 +17,8 @@ TEST_F(StatusTest, AttachDetachAndStatus) {
   EXPECT_EQ(st["filters"], json::parse(R"({"total":0,"inbound":0,"outbound":0})"));
   EXPECT_EQ(st["state_file"], daemon_->state_file());
   for (const char* layer : {"inbound", "outbound"})
-    for (const char* key : {"frames", "bytes", "permit", "block", "default", "malformed", "callout_fail", "veto"})
+    for (const char* key : {"frames", "bytes", "permit", "block", "default", "malformed", "callout_fail", "veto",
+                            "overload_permit", "overload_block"})
       EXPECT_TRUE(st["counters"][layer].contains(key)) << layer << " " << key;
 
   Outcome r = xfp({"attach", a.name});
@@ -49,6 +50,7 @@ TEST_F(StatusTest, AttachDetachAndStatus) {
   EXPECT_NE(r.out.find("XDP-MODE"), std::string::npos) << r;
   EXPECT_NE(r.out.find(b.name), std::string::npos) << r;
   EXPECT_NE(r.out.find("CALLOUT-FAIL"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("OVL-BLOCK"), std::string::npos) << r;
 
   r = xfp({"detach", a.name});
   EXPECT_EQ(r.code, 0) << r;

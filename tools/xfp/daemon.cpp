@@ -106,6 +106,9 @@ int run_daemon(const DaemonOptions& opts) {
   eo.limits.max_entries = opts.max_entries / 2;
   eo.callouts = opts.callouts;
   eo.callout.worker.busy_poll = opts.busy_poll;
+  eo.callout.overload = opts.overload == "fail-open"     ? OverloadPolicy::FailOpen
+                        : opts.overload == "fail-closed" ? OverloadPolicy::FailClosed
+                                                         : OverloadPolicy::FailAction;
   eo.callout.classify_budget_ms = opts.classify_budget_ms;
   eo.callout.plugins = PluginPolicy::directories(opts.plugin_dirs);
   for (const auto& dir : opts.plugin_dirs)

@@ -102,6 +102,13 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
                    "no callout workers or plugins: callout filters apply their fail action in the kernel");
   daemon->add_flag("--busy-poll", dopts.busy_poll,
                    "callout workers spin on their rings (lower latency, a core each) instead of sleeping");
+  daemon->add_option("--overload", dopts.overload,
+                     "what the kernel does with a frame to punt while its queue's worker has fallen behind (its "
+                     "socket full): fail-action = the callout filter's own fail action, as when no daemon runs "
+                     "(the default: each filter's author chose it); fail-open = permit; fail-closed = block. "
+                     "Counted as overload_permit / overload_block, never dropped silently")
+      ->check(CLI::IsMember({"fail-action", "fail-open", "fail-closed"}))
+      ->capture_default_str();
   daemon->add_option("--max-flows", dopts.max_flows,
                      "flows the daemon tracks at most (about 134 bytes each with one context); beyond it the "
                      "least recently seen flow is evicted and its callouts' flow_delete run")
@@ -160,6 +167,15 @@ plugin (`xfp callout load`) are punted there, decided in user space, and
 permitted frames are delivered into the host stack as if received on the
 interface. While no worker serves a callout (daemon stopped or killed, plugin
 unloaded), its filters apply their fail action in the kernel.
+
+Overload: the kernel counts the frames it punts to each queue's socket and
+the worker says how many it has taken back; when the socket's rings are full
+(a slow callout, a flood), further frames are not punted but decided by
+--overload and counted (status: OVL-PERMIT / OVL-BLOCK). The default,
+fail-action, is the rule that holds when no daemon runs: a filter marked
+permit-if-callout-unregistered fails open, any other fails closed. A global
+fail-open would let a flood past security callouts; a global fail-closed would
+turn a slow monitoring callout into an outage.
 
 Message ports: plugins may make ports (Unix sockets in --port-dir, mode 0660,
 for root or members of --port-group) to ask user-mode programs; see
@@ -320,7 +336,12 @@ Examples:
 DEFAULT frames no filter decided; MALFORMED frames with the malformed L2 flag;
 CALLOUT-FAIL frames whose callout was absent (the filter's fail action applied);
 VETO callout blocks that overrode a hard permit; PUNT frames sent to a callout in
-user space (their verdicts are the workers' PERMIT, BLOCK and ABSORB).
+user space (their verdicts are the workers' PERMIT, BLOCK and ABSORB);
+OVL-PERMIT and OVL-BLOCK punted frames whose queue's worker had fallen behind
+(socket full), decided by the daemon's --overload policy instead.
+Workers: IN-FLIGHT frames punted and not yet taken back, of at most CAPACITY;
+OVERLOAD frames the queue's guard kept from the socket; RX-DROPPED, RING-FULL
+and FILL-EMPTY the socket's own XDP_STATISTICS drops (0 while the guard works).
 
 Examples:
   xfp status

@@ -60,8 +60,9 @@ std::string layers_text(const json& a) {
   return parts.empty() ? "-" : join(parts, ",");
 }
 
-constexpr const char* kLayerCounterKeys[] = {"frames",  "bytes",        "permit", "block", "default",
-                                             "malformed", "callout_fail", "veto", "punt"};
+constexpr const char* kLayerCounterKeys[] = {"frames",       "bytes", "permit", "block",
+                                             "default",      "malformed", "callout_fail", "veto",
+                                             "punt",         "overload_permit", "overload_block"};
 
 std::vector<std::string> layer_counter_row(const std::string& label, const json& c) {
   std::vector<std::string> row{label};
@@ -120,7 +121,8 @@ std::string render_status(const json& st, const json* rates) {
 
   out += "\n";
   std::vector<std::vector<std::string>> rows{
-      {"LAYER", "FRAMES", "BYTES", "PERMIT", "BLOCK", "DEFAULT", "MALFORMED", "CALLOUT-FAIL", "VETO", "PUNT"}};
+      {"LAYER", "FRAMES", "BYTES", "PERMIT", "BLOCK", "DEFAULT", "MALFORMED", "CALLOUT-FAIL", "VETO", "PUNT",
+       "OVL-PERMIT", "OVL-BLOCK"}};
   const json counters = st.value("counters", json::object());
   for (const char* layer : {"inbound", "outbound"}) rows.push_back(layer_counter_row(layer, counters.value(layer, json::object())));
   if (rates)
@@ -132,10 +134,12 @@ std::string render_status(const json& st, const json* rates) {
   if (!workers.empty()) {
     out += "\ncallout workers (punted frames, decided in user space):\n";
     std::vector<std::vector<std::string>> wrows{
-        {"DEVICE", "QUEUE", "FRAMES", "PERMIT", "BLOCK", "ABSORB", "DELIVER-FAIL", "RX-DROPPED"}};
+        {"DEVICE", "QUEUE", "FRAMES", "PERMIT", "BLOCK", "ABSORB", "DELIVER-FAIL", "IN-FLIGHT", "CAPACITY",
+         "OVERLOAD", "RX-DROPPED", "RING-FULL", "FILL-EMPTY"}};
     for (const json& w : workers)
       wrows.push_back({str(w, "device"), num(w, "queue"), num(w, "frames"), num(w, "permit"), num(w, "block"),
-                       num(w, "absorb"), num(w, "deliver_failed"), num(w, "rx_dropped")});
+                       num(w, "absorb"), num(w, "deliver_failed"), num(w, "in_flight"), num(w, "capacity"),
+                       num(w, "overload"), num(w, "rx_dropped"), num(w, "rx_ring_full"), num(w, "fill_ring_empty")});
     out += render_table(wrows);
   }
   const json wd = st.value("watchdog", json());

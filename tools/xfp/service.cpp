@@ -66,14 +66,17 @@ json layer_counters_json(const LayerCounters& c) {
           {"permit", c.c[XFP_CNT_PERMIT]},       {"block", c.c[XFP_CNT_BLOCK]},
           {"default", c.c[XFP_CNT_DEFAULT]},     {"malformed", c.c[XFP_CNT_MALFORMED]},
           {"callout_fail", c.c[XFP_CNT_CALLOUT_FAIL]}, {"veto", c.c[XFP_CNT_VETO]},
-          {"punt", c.c[XFP_CNT_PUNT]},           {"punt_fail", c.c[XFP_CNT_PUNT_FAIL]}};
+          {"punt", c.c[XFP_CNT_PUNT]},           {"punt_fail", c.c[XFP_CNT_PUNT_FAIL]},
+          {"overload_permit", c.c[XFP_CNT_OVERLOAD_PERMIT]}, {"overload_block", c.c[XFP_CNT_OVERLOAD_BLOCK]}};
 }
 
 json worker_json(const WorkerStatus& w) {
   return {{"device", w.ifname},       {"queue", w.queue},         {"frames", w.frames},
           {"permit", w.permitted},    {"block", w.blocked},       {"absorb", w.absorbed},
           {"deliver_failed", w.deliver_failed}, {"rescanned", w.rescanned}, {"bad_meta", w.bad_meta},
-          {"rx_dropped", w.rx_dropped}, {"rx_ring_full", w.rx_ring_full}, {"fill_ring_empty", w.fill_ring_empty}};
+          {"rx_dropped", w.rx_dropped}, {"rx_ring_full", w.rx_ring_full}, {"fill_ring_empty", w.fill_ring_empty},
+          {"rx_invalid", w.rx_invalid}, {"tx_invalid", w.tx_invalid}, {"tx_ring_empty", w.tx_ring_empty},
+          {"in_flight", w.in_flight}, {"capacity", w.capacity}, {"overload", w.overloaded}};
 }
 
 json plugin_json(const PluginRecord& p) {

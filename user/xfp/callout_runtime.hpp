@@ -45,6 +45,9 @@ struct CalloutRuntimeOptions {
   PortServiceOptions ports;              // the plugins' message ports (xfp daemon --port-dir, --port-group)
   PluginPolicy plugins;                  // where plugins may load from (default: anywhere; xfp daemon --plugin-dir)
   RedirectOptions redirects;             // redirect records (bounds, idle timeout)
+  // What the kernel does with a frame to punt while the queue's socket is
+  // full (xfp daemon --overload): the guard keeps the rings from overflowing.
+  OverloadPolicy overload = OverloadPolicy::FailAction;
   // The classify watchdog (xfp daemon --classify-budget-ms): a classify call
   // that runs longer than this quarantines its callout. 0: no watchdog.
   uint32_t classify_budget_ms = 250;
@@ -76,7 +79,14 @@ struct WorkerStatus {
   std::string ifname;
   uint32_t queue = 0;
   uint64_t frames = 0, permitted = 0, blocked = 0, absorbed = 0, deliver_failed = 0, rescanned = 0, bad_meta = 0;
-  uint64_t rx_dropped = 0, rx_ring_full = 0, fill_ring_empty = 0;  // XDP_STATISTICS
+  // The socket's XDP_STATISTICS: frames the kernel dropped at this socket
+  // (rx_dropped, of which fill_ring_empty, and rx_ring_full); descriptors
+  // it refused (rx/tx_invalid); transmit attempts on an empty tx ring.
+  uint64_t rx_dropped = 0, rx_ring_full = 0, fill_ring_empty = 0;
+  uint64_t rx_invalid = 0, tx_invalid = 0, tx_ring_empty = 0;
+  // The overload guard (abi.h, xfp_xsk_load): frames punted and not yet
+  // given back, the most that may be, and the frames it kept from the socket.
+  uint64_t in_flight = 0, capacity = 0, overloaded = 0;
 };
 
 class CalloutRuntime final : public CalloutCaller, public InjectionService {
@@ -168,7 +178,6 @@ class CalloutRuntime final : public CalloutCaller, public InjectionService {
   void watchdog_loop();
   void watch_tick(std::chrono::steady_clock::time_point now);
   void unwatch(uint32_t key);
-
 
   Datapath& dp_;
   CalloutRuntimeOptions options_;

@@ -72,6 +72,21 @@ struct OffloadedFlow {
   }
 };
 
+// What the kernel does when a queue's AF_XDP socket cannot take a punted
+// frame (abi.h, xfp_xsk_load): capacity in frames (0: unguarded, the kernel
+// drops at the full ring, counted only in XDP_STATISTICS) and the verdict.
+enum class OverloadPolicy : uint8_t {
+  FailAction = XFP_OVERLOAD_FAIL_ACTION,  // the callout filter's fail action, as with no daemon
+  FailOpen = XFP_OVERLOAD_FAIL_OPEN,      // permit
+  FailClosed = XFP_OVERLOAD_FAIL_CLOSED,  // block
+};
+const char* overload_policy_name(OverloadPolicy p);  // "fail-action", "fail-open", "fail-closed"
+
+struct XskGuard {
+  uint32_t capacity = 0;
+  OverloadPolicy policy = OverloadPolicy::FailAction;
+};
+
 class Datapath {
  public:
   static Result<std::unique_ptr<Datapath>> open(const DatapathOptions& opts = {});
@@ -98,6 +113,16 @@ class Datapath {
   Status set_callout_served(uint16_t callout_id, bool served);
   Status bind_xsk(uint32_t key, uint32_t queue, int xsk_fd);
   Status unbind_xsk(uint32_t key, uint32_t queue);
+  // The queue's overload guard (xfp_xsk_load_v1; abi.h): counters zeroed,
+  // capacity and policy set. Call it for a new socket before its first
+  // bind_xsk (while no socket is bound at that index and its worker has
+  // taken nothing); not when binding the same socket again (the watchdog
+  // does), whose worker's count goes on. EINVAL beyond XFP_MAX_QUEUES.
+  Status guard_xsk(uint32_t key, uint32_t queue, const XskGuard& guard);
+  // The guard entry in the memory-mapped map (valid while the Datapath
+  // lives): the worker publishes `consumed` through it, status reads it.
+  // Null for a queue beyond XFP_MAX_QUEUES.
+  xfp_xsk_load* xsk_load(uint32_t key, uint32_t queue) const;
 
   // ---- Flow-verdict offload (xfp_offload_v1; docs/ARCHITECTURE.md, "Flows").
   // Thread-safe with each other and with install(): a worker may offload

@@ -24,6 +24,7 @@
 #include "xfp/flow_table.hpp"
 #include "xfp/injector.hpp"
 #include "xfp/policy_snapshot.hpp"
+#include "xfp/queue_load.hpp"
 #include "xfp/xsk.hpp"
 
 namespace xfp {
@@ -60,6 +61,7 @@ struct WorkerTarget {
   uint32_t queue = 0;
   uint32_t compartment = 0;
   uint8_t mac[6] = {};
+  xfp_xsk_load* load = nullptr;  // the queue's overload guard (Datapath::xsk_load), null: none
 };
 
 struct WorkerCounters {
@@ -118,6 +120,7 @@ class PuntWorker {
   FlowServiceImpl* flows_ = nullptr;
   WorkerCounters counters_;
   ClassifyStamp stamp_;
+  QueueLoad load_;  // the worker's half of the overload guard
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

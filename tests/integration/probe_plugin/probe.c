@@ -5,18 +5,23 @@
  *  - absorb-receive / absorb-send: absorb every frame that this plugin did
  *    not inject itself and inject it back (receive or send path) with
  *    context 0x5eed; frames it injected (INJECTED_BY_SELF or
- *    PREVIOUSLY_INJECTED_BY_SELF) are permitted, so nothing loops.
+ *    PREVIOUSLY_INJECTED_BY_SELF) are permitted, so nothing loops;
+ *  - slow:USEC: permit every frame after sleeping USEC microseconds for it
+ *    (a callout that falls behind: the overload tests).
  * Registered with the batch flag. Counts what it sees (struct probe_stats).
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xfp/callout.h"
 #include "probe.h"
 
-enum mode { M_PERMIT, M_BLOCK, M_CONTINUE, M_ABSORB_RECEIVE, M_ABSORB_SEND };
+enum mode { M_PERMIT, M_BLOCK, M_CONTINUE, M_ABSORB_RECEIVE, M_ABSORB_SEND, M_SLOW };
+
+static unsigned long slow_us;
 
 static const struct xfp_host_api *api;
 static struct xfp_host *host;
@@ -59,6 +64,12 @@ static void classify(void *ctx, const struct xfp_filter_info *filter, struct xfp
 		case M_PERMIT:
 			it->action = XFP_ACTION_PERMIT;
 			break;
+		case M_SLOW: {
+			struct timespec ts = {(time_t)(slow_us / 1000000), (long)(slow_us % 1000000) * 1000};
+			nanosleep(&ts, NULL);
+			it->action = XFP_ACTION_PERMIT;
+			break;
+		}
 		case M_BLOCK:
 			it->action = XFP_ACTION_BLOCK;
 			break;
@@ -124,6 +135,15 @@ static int init(const struct xfp_host_api *a, struct xfp_host *h, const char *co
 		mode = M_ABSORB_RECEIVE;
 	else if (!strcmp(config, "mode=absorb-send"))
 		mode = M_ABSORB_SEND;
+	else if (!strncmp(config, "mode=slow:", 10) && config[10]) {
+		char *end;
+		mode = M_SLOW;
+		slow_us = strtoul(config + 10, &end, 10);
+		if (*end) {
+			a->log(h, 3, "probe: mode=slow:USEC wants a number");
+			return -EINVAL;
+		}
+	}
 	else {
 		a->log(h, 3, "probe: unknown config");
 		return -EINVAL;

@@ -9,7 +9,9 @@
 #   XFP_BPF_FUZZ_SECONDS=600 build/tests/xfp_bpf_tests --gtest_filter='*Fuzz*'
 #
 # Configures build-fuzz (XFP_FUZZ_BUILD to change) with clang, ASan and UBSan
-# and -DXFP_FUZZ=ON, builds the targets of fuzz/, then runs each one for the
+# and -DXFP_FUZZ=ON (which turns XFP_SANITIZE on: the targets link the
+# product's sanitized libraries; asserts stay on), builds the targets of
+# fuzz/ (only what they need: no tests, tools or plugins), then runs each one for the
 # given time on its seed corpus (fuzz/corpus/<target>, read only); inputs
 # that add coverage are kept in build-fuzz/corpus/<target> and reused by the
 # next run. XFP_FUZZ_TARGETS="frame control" runs only those.
@@ -23,15 +25,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=${XFP_FUZZ_BUILD:-build-fuzz}
-all_targets="frame punt_meta filter_syntax filter_json state_json control"
+all_targets="frame punt_meta filter_syntax filter_json state_json control port_proto redirect plugin_check"
 targets=${XFP_FUZZ_TARGETS:-$all_targets}
 
 for tool in clang clang++; do
   command -v "$tool" >/dev/null || { echo "fuzz.sh: $tool not found (apt-get install clang)" >&2; exit 2; }
 done
 
+# RelWithDebInfo without -DNDEBUG: the product's asserts are checks too.
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXFP_FUZZ=ON -DXFP_BUILD_TESTS=OFF -DXFP_BUILD_BENCH=OFF >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only" \
+  -DXFP_FUZZ=ON -DXFP_BUILD_TESTS=OFF -DXFP_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target xfp_fuzz
 
 mkdir -p "$build/findings"

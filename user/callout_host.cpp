@@ -58,18 +58,22 @@ class LibraryHandle {
 
 // What went wrong with a callout key or plugin name, if anything.
 std::optional<std::string> name_problem(const char* what, const char* name) {
+  // A name is quoted in errors (logs, the CLI) only through this: a bad one
+  // may hold control characters (a terminal escape).
+  auto printable = [&](size_t n) {
+    std::string out;
+    for (size_t j = 0; j < n; ++j) out += std::isprint(static_cast<unsigned char>(name[j])) ? name[j] : '?';
+    return out;
+  };
   size_t len = strnlen(name, kMaxNameBytes + 1);
   if (len == 0) return fmt::format("{} is empty", what);
   if (len > kMaxNameBytes)
-    return fmt::format("{} \"{}...\" is longer than {} bytes", what, std::string(name, 20), kMaxNameBytes);
+    return fmt::format("{} \"{}...\" is longer than {} bytes", what, printable(20), kMaxNameBytes);
   for (size_t i = 0; i < len; ++i) {
     unsigned char c = static_cast<unsigned char>(name[i]);
     if (std::isalnum(c) || c == '_' || c == '.' || c == '-') continue;
     std::string shown = std::isprint(c) ? fmt::format("'{}'", static_cast<char>(c)) : fmt::format("byte {:#04x}", c);
-    std::string printable;
-    for (size_t j = 0; j < len; ++j)
-      printable += std::isprint(static_cast<unsigned char>(name[j])) ? name[j] : '?';
-    return fmt::format("{} \"{}\" has the character {} (allowed: A-Z a-z 0-9 _ . -)", what, printable, shown);
+    return fmt::format("{} \"{}\" has the character {} (allowed: A-Z a-z 0-9 _ . -)", what, printable(len), shown);
   }
   return std::nullopt;
 }
@@ -108,6 +112,36 @@ std::string describe_filter(const Filter& f) {
 }
 
 }  // namespace
+
+// The descriptor and callout checks, pure (no host state) so that the fuzz
+// target fuzz/fuzz_plugin_check.cpp can run them on made-up descriptors.
+Status check_plugin_info(const xfp_plugin_info& info) {
+  // abi_version and size come first in every version of the descriptor.
+  if (info.abi_version != XFP_CALLOUT_ABI_VERSION)
+    return make_error(ENOEXEC, fmt::format("built for callout ABI {}, this xfp speaks {}", info.abi_version,
+                                           XFP_CALLOUT_ABI_VERSION));
+  if (info.size < sizeof(xfp_plugin_info))
+    return make_error(ENOEXEC, fmt::format("its {} descriptor is {} bytes, callout ABI {} needs {}", XFP_PLUGIN_SYMBOL,
+                                           info.size, XFP_CALLOUT_ABI_VERSION, sizeof(xfp_plugin_info)));
+  if (!info.name) return make_error(EINVAL, "the plugin has no name");
+  if (auto problem = name_problem("plugin name", info.name)) return make_error(EINVAL, *problem);
+  if (!info.init) return make_error(EINVAL, fmt::format("plugin {} has no init function", info.name));
+  return Ok{};
+}
+
+Status check_callout(const xfp_callout* callout) {
+  if (!callout) return make_error(EINVAL, "register_callout without a callout");
+  if (!callout->key) return make_error(EINVAL, "a callout without a key");
+  if (auto problem = name_problem("callout key", callout->key)) return make_error(EINVAL, *problem);
+  const char* key = callout->key;
+  if (uint32_t unknown = callout->flags & ~static_cast<uint32_t>(XFP_CALLOUT_KNOWN_FLAGS))
+    return make_error(EINVAL, fmt::format("callout {}: unknown flag bits {:#x}", key, unknown));
+  if (!callout->classify) return make_error(EINVAL, fmt::format("callout {}: no classify hook", key));
+  if (!callout->notify) return make_error(EINVAL, fmt::format("callout {}: no notify hook", key));
+  if ((callout->flags & XFP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW) && !callout->flow_delete)
+    return make_error(EINVAL, fmt::format("callout {}: conditional on flow but no flow_delete hook", key));
+  return Ok{};
+}
 
 // A loaded plugin (or one being loaded).
 class Plugin : public xfp_host {
@@ -488,16 +522,8 @@ int CalloutHost::register_callout(Plugin& plugin, const xfp_callout* callout, ui
     if (!plugin.registration_error) plugin.registration_error = make_error(code, std::move(problem));
     return -code;
   };
-  if (!callout) return refuse(EINVAL, "register_callout without a callout");
-  if (!callout->key) return refuse(EINVAL, "a callout without a key");
-  if (auto problem = name_problem("callout key", callout->key)) return refuse(EINVAL, *problem);
+  if (Status checked = check_callout(callout); !checked) return refuse(checked.error().code, checked.error().message);
   const std::string key = callout->key;
-  if (uint32_t unknown = callout->flags & ~static_cast<uint32_t>(XFP_CALLOUT_KNOWN_FLAGS))
-    return refuse(EINVAL, fmt::format("callout {}: unknown flag bits {:#x}", key, unknown));
-  if (!callout->classify) return refuse(EINVAL, fmt::format("callout {}: no classify hook", key));
-  if (!callout->notify) return refuse(EINVAL, fmt::format("callout {}: no notify hook", key));
-  if ((callout->flags & XFP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW) && !callout->flow_delete)
-    return refuse(EINVAL, fmt::format("callout {}: conditional on flow but no flow_delete hook", key));
   if (const Plugin* owner = owner_of_key(key, plugin))
     return refuse(EEXIST, fmt::format("callout key {} is already registered by plugin {}", key, owner->name));
   uint16_t id = id_of(key);
@@ -537,16 +563,8 @@ Result<PluginRecord> CalloutHost::load(const std::string& path, const std::strin
   if (!library.get()) return fail(ELIBBAD, "cannot load it: " + dlerror_without_path(absolute));
   const auto* info = static_cast<const xfp_plugin_info*>(dlsym(library.get(), XFP_PLUGIN_SYMBOL));
   if (!info) return fail(ENOEXEC, "not an xfp callout plugin: it exports no symbol " XFP_PLUGIN_SYMBOL);
-  // abi_version and size come first in every version of the descriptor.
-  if (info->abi_version != XFP_CALLOUT_ABI_VERSION)
-    return fail(ENOEXEC, fmt::format("built for callout ABI {}, this xfp speaks {}", info->abi_version,
-                                     XFP_CALLOUT_ABI_VERSION));
-  if (info->size < sizeof(xfp_plugin_info))
-    return fail(ENOEXEC, fmt::format("its {} descriptor is {} bytes, callout ABI {} needs {}", XFP_PLUGIN_SYMBOL,
-                                     info->size, XFP_CALLOUT_ABI_VERSION, sizeof(xfp_plugin_info)));
-  if (!info->name) return fail(EINVAL, "the plugin has no name");
-  if (auto problem = name_problem("plugin name", info->name)) return fail(EINVAL, *problem);
-  if (!info->init) return fail(EINVAL, fmt::format("plugin {} has no init function", info->name));
+  if (Status checked_info = check_plugin_info(*info); !checked_info)
+    return fail(checked_info.error().code, checked_info.error().message);
   for (const auto& p : plugins_)
     if (p->name == info->name)
       return fail(EEXIST, fmt::format("plugin {} is already loaded (from {})", p->name, p->path));

@@ -106,7 +106,12 @@ inline std::optional<xfp_flow_key> flow_key_of(const std::vector<uint8_t>& frame
                                                xfp_flow_info* info = nullptr) {
   xfp_flow_key k{};
   xfp_flow_info i{};
-  if (!xfp_flow_key_from_frame(frame.data(), frame.data() + frame.size(), iface, &k, &i)) return std::nullopt;
+  // A real buffer even for an empty frame, as callers have (a UMEM chunk, a
+  // packet): an empty vector's data() is null, and `data + 14 > end` on null
+  // is undefined (clang's UBSan reports it).
+  static const uint8_t kNone[1] = {0};
+  const uint8_t* data = frame.empty() ? kNone : frame.data();
+  if (!xfp_flow_key_from_frame(data, data + frame.size(), iface, &k, &i)) return std::nullopt;
   if (info) *info = i;
   return k;
 }

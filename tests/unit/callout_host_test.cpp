@@ -491,3 +491,49 @@ TEST_F(CalloutHostTest, NoCallAfterUnloadReturns) {
 
 }  // namespace
 }  // namespace xfp
+
+namespace xfp {
+namespace {
+
+// The loader's checks on their own (check_plugin_info, check_callout): what
+// load() and register_callout() refuse, and the words they use.
+int test_init(const xfp_host_api*, xfp_host*, const char*, void**) { return 0; }
+
+TEST(PluginChecks, TheDescriptorIsCheckedInOrder) {
+  xfp_plugin_info info{XFP_CALLOUT_ABI_VERSION, sizeof(xfp_plugin_info), "fine", nullptr, &test_init, nullptr};
+  EXPECT_TRUE(check_plugin_info(info).ok());
+  info.size = 24;
+  auto st = check_plugin_info(info);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ENOEXEC);
+  EXPECT_EQ(st.error().message, "its xfp_plugin descriptor is 24 bytes, callout ABI 1 needs 40");
+  info.size = sizeof(xfp_plugin_info);
+  info.name = "bad name";
+  st = check_plugin_info(info);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, EINVAL);
+  EXPECT_EQ(st.error().message, "plugin name \"bad name\" has the character ' ' (allowed: A-Z a-z 0-9 _ . -)");
+  info.name = "fine";
+  info.init = nullptr;
+  EXPECT_EQ(check_plugin_info(info).error().message, "plugin fine has no init function");
+}
+
+// Found by fuzz/fuzz_plugin_check.cpp: a name longer than 63 bytes was
+// quoted raw in the error (its first 20 bytes), so control characters (a
+// terminal escape) went into the log and the CLI's output.
+TEST(PluginChecks, ALongNameIsQuotedPrintable) {
+  const std::string name = "\x1b[31mred" + std::string(70, 'n');
+  xfp_plugin_info info{XFP_CALLOUT_ABI_VERSION, sizeof(xfp_plugin_info), name.c_str(), nullptr, &test_init, nullptr};
+  auto st = check_plugin_info(info);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, EINVAL);
+  EXPECT_EQ(st.error().message, "plugin name \"?[31mrednnnnnnnnnnnn...\" is longer than 63 bytes");
+  xfp_callout c{};
+  c.key = name.c_str();
+  auto cs = check_callout(&c);
+  ASSERT_FALSE(cs.ok());
+  EXPECT_EQ(cs.error().message, "callout key \"?[31mrednnnnnnnnnnnn...\" is longer than 63 bytes");
+}
+
+}  // namespace
+}  // namespace xfp

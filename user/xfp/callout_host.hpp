@@ -146,6 +146,13 @@ class CalloutRef {
 // result is valid while `filter` is alive and unchanged.
 xfp_filter_info to_filter_info(const Filter& filter);
 
+// The loader's checks of a plugin's descriptor (ABI version, size, a valid
+// name, an init function) and of a callout given to register_callout (key,
+// flags, hooks), without the host's state (a name or key already taken).
+// The error's message is the part after "<path>: " in load()'s errors.
+Status check_plugin_info(const xfp_plugin_info& info);
+Status check_callout(const xfp_callout* callout);
+
 class CalloutHost {
  public:
   // Writes the kernel's xfp_callouts_v1 entry of a callout id.

@@ -153,6 +153,7 @@ static __always_inline __u64 xfp_offload_decide(const __u8 *data, const __u8 *en
 {
 	struct xfp_offload_key *ok;
 	struct xfp_offload *e;
+	__u64 tick;
 	__u8 tcp_flags = 0;
 
 	ok = xfp_flow_key_of(data, end, iface_key, &tcp_flags);
@@ -161,7 +162,7 @@ static __always_inline __u64 xfp_offload_decide(const __u8 *data, const __u8 *en
 		return 0;
 	}
 	ok->layer = (__u8)layer;
-	e = bpf_map_lookup_elem(&xfp_offload_v1, ok);
+	e = bpf_map_lookup_elem(&xfp_offload_v2, ok);
 	if (!e) {
 		xfp_count_layer(layer, XFP_CNT_OFFLOAD_MISS);
 		return 0;
@@ -181,17 +182,19 @@ static __always_inline __u64 xfp_offload_decide(const __u8 *data, const __u8 *en
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, wire_len);
 	/* The coarse clock (CLOCK_MONOTONIC_COARSE, a tick's resolution) is
-	 * enough for idle expiry and cheaper than bpf_ktime_get_ns(). */
-	e->last_seen_ns = bpf_ktime_get_coarse_ns();
-	if (e->verdict == XFP_OFFLOAD_BLOCK) {
-		xfp_count_layer(layer, XFP_CNT_OFFLOAD_BLOCK);
+	 * enough for idle expiry; it is read once per tick and entry: jiffies
+	 * is a plain load, the clock a seqlocked read (15 ns here, most of an
+	 * offloaded frame's cost after the lookup). */
+	tick = bpf_jiffies64();
+	if (e->last_seen_tick != tick) {
+		e->last_seen_tick = tick;
+		e->last_seen_ns = bpf_ktime_get_coarse_ns();
+	}
+	/* The caller counts the hit (it holds the layer's counters). */
+	if (e->verdict == XFP_OFFLOAD_BLOCK)
 		return XFP_OFFLOAD_RESULT(XFP_OFFLOAD_BLOCK, 0);
-	}
-	if (e->verdict == XFP_OFFLOAD_REDIRECT) {
-		xfp_count_layer(layer, XFP_CNT_OFFLOAD_REDIRECT);
+	if (e->verdict == XFP_OFFLOAD_REDIRECT)
 		return XFP_OFFLOAD_RESULT(XFP_OFFLOAD_REDIRECT, e->redirect_ifindex);
-	}
-	xfp_count_layer(layer, XFP_CNT_OFFLOAD_PERMIT);
 	return XFP_OFFLOAD_RESULT(XFP_OFFLOAD_PERMIT, 0);
 }
 
@@ -234,7 +237,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	struct xfp_set_header *hdr;
 	struct xfp_layer_counters *lc;
 	struct xfp_iface *ifc;
-	struct xfp_fields f = {};
+	struct xfp_fields f;
 	struct xfp_key_words key;
 	struct xfp_match best[XFP_MAX_SUBLAYERS];
 	struct xfp_arbitration arb;
@@ -251,7 +254,37 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 		return;
 	/* One read of the bank: this frame sees that compiled set only. */
 	bank = *(volatile __u32 *)&cfg->active_bank & 1;
+	idx = bank * XFP_LAYER_COUNT + layer;
+	hdr = bpf_map_lookup_elem(&xfp_hdr_v1, &idx);
 
+	/* Offloaded flows are decided first, before the frame parser: an
+	 * offloaded frame costs its flow key and one hash lookup. An entry
+	 * counts only under the generation of the bank read above, the bank
+	 * the filters would be read from, so a bank flip retires stale
+	 * entries and changes the filters at once. A frame with a flow key is
+	 * never malformed (the key needs every header the parser checks). A
+	 * policy with no offloads pays one bit test. */
+	if (hdr && (cfg->offload_layers & (1u << layer))) {
+		__u64 r = layer == XFP_LAYER_INBOUND
+				  ? xfp_offload_xdp(ctx, iface_key, (__u32)hdr->generation)
+				  : xfp_offload_tc(ctx, iface_key, (__u32)hdr->generation);
+
+		if (r) {
+			__u8 v = (__u8)r;
+
+			lc->c[XFP_CNT_FRAMES]++;
+			lc->c[XFP_CNT_BYTES] += wire_len;
+			lc->c[v == XFP_OFFLOAD_BLOCK	  ? XFP_CNT_OFFLOAD_BLOCK
+			      : v == XFP_OFFLOAD_REDIRECT ? XFP_CNT_OFFLOAD_REDIRECT
+							  : XFP_CNT_OFFLOAD_PERMIT]++;
+			d->verdict = v == XFP_OFFLOAD_BLOCK ? XFP_ACTION_BLOCK : XFP_ACTION_PERMIT;
+			d->redirect = v == XFP_OFFLOAD_REDIRECT;
+			d->redirect_ifindex = (__u32)(r >> 32);
+			return;
+		}
+	}
+
+	__builtin_memset(&f, 0, sizeof(f));
 	f.ifindex = ifindex;
 	xfp_parse_frame(data, end, wire_len, layer, &f);
 	/* Direct tables index the 7 known flags; tuple space sees the same value. */
@@ -261,26 +294,8 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	lc->c[XFP_CNT_BYTES] += wire_len;
 	if (f.l2_flags & XFP_L2_MALFORMED)
 		lc->c[XFP_CNT_MALFORMED]++;
-
-	idx = bank * XFP_LAYER_COUNT + layer;
-	hdr = bpf_map_lookup_elem(&xfp_hdr_v1, &idx);
 	if (!hdr)
 		return;
-	/* Offloaded flows are decided here, under the same bank's generation
-	 * as the filters, so a bank flip changes both at once. A policy with
-	 * no offloads pays one bit test. */
-	if (cfg->offload_layers & (1u << layer)) {
-		__u64 r = layer == XFP_LAYER_INBOUND
-				  ? xfp_offload_xdp(ctx, iface_key, (__u32)hdr->generation)
-				  : xfp_offload_tc(ctx, iface_key, (__u32)hdr->generation);
-
-		if (r) {
-			d->verdict = (__u8)r == XFP_OFFLOAD_BLOCK ? XFP_ACTION_BLOCK : XFP_ACTION_PERMIT;
-			d->redirect = (__u8)r == XFP_OFFLOAD_REDIRECT;
-			d->redirect_ifindex = (__u32)(r >> 32);
-			return;
-		}
-	}
 	ntuples = hdr->ntuples;
 	nsub = hdr->nsublayers;
 	/* The interface's facts cost a hash lookup: only when a filter reads them. */

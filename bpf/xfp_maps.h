@@ -139,7 +139,7 @@ struct {
 	__uint(max_entries, XFP_OFFLOAD_DEFAULT_ENTRIES);
 	__type(key, struct xfp_offload_key);
 	__type(value, struct xfp_offload);
-} xfp_offload_v1 SEC(".maps");
+} xfp_offload_v2 SEC(".maps");
 
 /* One offload key per CPU: the classifier's own locals fill most of the
  * 512-byte BPF stack, so the 72-byte key is built here. */

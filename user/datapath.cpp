@@ -239,7 +239,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v1, opts.max_entries) != 0)
     return errno_error("sizing the compiled-set map");
   if (opts.max_offloads == 0) return make_error(EINVAL, "the flow offload map needs at least one entry");
-  if (bpf_map__set_max_entries(impl->skel->maps.xfp_offload_v1, opts.max_offloads) != 0)
+  if (bpf_map__set_max_entries(impl->skel->maps.xfp_offload_v2, opts.max_offloads) != 0)
     return errno_error("sizing the flow offload map");
   impl->rodata_key_offset = static_cast<size_t>(reinterpret_cast<const char*>(&impl->skel->rodata->xfp_attachment_key) -
                                                 reinterpret_cast<const char*>(impl->skel->rodata));
@@ -934,7 +934,7 @@ Status Datapath::offload_flow(const xfp_flow_key& key, Layer layer, uint8_t verd
   v.redirect_ifindex = verdict == XFP_OFFLOAD_REDIRECT ? redirect_ifindex : 0;
   v.gen_first = v.gen_last = static_cast<uint32_t>(generation);
   v.last_seen_ns = monotonic_coarse_ns();  // an idle timer starts at the offload
-  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v1), &k, &v, BPF_ANY) != 0)
+  if (bpf_map_update_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v2), &k, &v, BPF_ANY) != 0)
     return errno_error(fmt::format("offloading a flow's {} verdict", verdict_name(verdict)));
   std::lock_guard<std::mutex> lock(impl_->cfg_mu);
   const uint32_t bit = 1u << static_cast<uint32_t>(layer);
@@ -947,7 +947,7 @@ Status Datapath::offload_flow(const xfp_flow_key& key, Layer layer, uint8_t verd
 
 Status Datapath::remove_offload(const xfp_flow_key& key, Layer layer) {
   xfp_offload_key k = offload_key(key, layer);
-  if (bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v1), &k) != 0)
+  if (bpf_map_delete_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v2), &k) != 0)
     return errno_error(errno == ENOENT ? "removing a flow offload: no such offloaded flow" : "removing a flow offload");
   return Ok{};
 }
@@ -955,13 +955,13 @@ Status Datapath::remove_offload(const xfp_flow_key& key, Layer layer) {
 Result<OffloadedFlow> Datapath::read_offload(const xfp_flow_key& key, Layer layer) const {
   xfp_offload_key k = offload_key(key, layer);
   xfp_offload v{};
-  if (bpf_map_lookup_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v1), &k, &v) != 0)
+  if (bpf_map_lookup_elem(impl_->map_fd(impl_->skel->maps.xfp_offload_v2), &k, &v) != 0)
     return errno_error(errno == ENOENT ? "reading a flow offload: no such offloaded flow" : "reading a flow offload");
   return to_entry(k, v);
 }
 
 Result<std::vector<OffloadedFlow>> Datapath::read_offloads() const {
-  const int fd = impl_->map_fd(impl_->skel->maps.xfp_offload_v1);
+  const int fd = impl_->map_fd(impl_->skel->maps.xfp_offload_v2);
   std::vector<OffloadedFlow> out;
   xfp_offload_key k{}, next{};
   const xfp_offload_key* prev = nullptr;
@@ -978,7 +978,7 @@ Result<std::vector<OffloadedFlow>> Datapath::read_offloads() const {
 
 Result<size_t> Datapath::revalidate_offloads(uint64_t next_generation,
                                              const std::function<bool(const OffloadedFlow&)>& keep) {
-  const int fd = impl_->map_fd(impl_->skel->maps.xfp_offload_v1);
+  const int fd = impl_->map_fd(impl_->skel->maps.xfp_offload_v2);
   auto entries = read_offloads();
   if (!entries) return std::move(entries).error().context("revalidating the flow offloads");
   const uint32_t next = static_cast<uint32_t>(next_generation);
@@ -1018,7 +1018,7 @@ bool Datapath::offload_enabled(Layer layer) const {
   return impl_->offload_layers & (1u << static_cast<uint32_t>(layer));
 }
 
-uint32_t Datapath::offload_capacity() const { return bpf_map__max_entries(impl_->skel->maps.xfp_offload_v1); }
+uint32_t Datapath::offload_capacity() const { return bpf_map__max_entries(impl_->skel->maps.xfp_offload_v2); }
 
 int Datapath::xdp_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_inbound); }
 int Datapath::tc_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_outbound); }

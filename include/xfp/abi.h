@@ -345,7 +345,7 @@ struct xfp_flow_key {
 } __attribute__((aligned(8))); /* read as 8-byte words (hash, canonical order) */
 
 /*
- * Flow-verdict offload (xfp_offload_v1, an LRU hash sized by user space):
+ * Flow-verdict offload (xfp_offload_v2, an LRU hash sized by user space):
  * while the layer's bit is set in xfp_config.offload_layers, XDP and TC look
  * the frame's (flow key, layer) up before classification. An entry valid
  * for the active compiled set's generation decides the frame (permit, block
@@ -385,6 +385,11 @@ struct xfp_offload {
 	__u64 packets;       /* frames decided by this entry (atomic adds) */
 	__u64 bytes;         /* their bytes on the wire */
 	__u64 last_seen_ns;  /* CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) of the latest such frame, or of the offload */
+	/* The kernel's own: the jiffies of the tick last_seen_ns was read in
+	 * (0 from user space). The coarse clock moves only at a tick, so a
+	 * frame of a tick already stamped skips the clock read, which costs
+	 * more than the rest of the entry's update on a VM. */
+	__u64 last_seen_tick;
 	__u32 gen_first;
 	__u32 gen_last;
 	__u32 redirect_ifindex; /* XFP_OFFLOAD_REDIRECT: the target, in the interface's namespace */
@@ -419,10 +424,10 @@ XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, port_a) == 44, "flow k
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, iface) == 48, "flow key iface offset");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_flow_key, ip_version) == 56, "flow key ip_version offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_offload_key) == 72, "xfp_offload_key layout");
-XFP_STATIC_ASSERT(sizeof(struct xfp_offload) == 40, "xfp_offload layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_offload) == 48, "xfp_offload layout");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_offload, gen_first) == 32, "offload generation offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_xsk_load) == 64, "xfp_xsk_load: one cache line");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_xsk_load, consumed) == 8, "xfp_xsk_load consumed offset");
-XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_offload, gen_first) == 24, "offload generation offset");
 XFP_STATIC_ASSERT(XFP_MAX_CALLOUTS <= 65536, "callout ids are u16");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_TUPLE_BANK_BIT, "tuple id must not reach the bank bit");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES <= 64, "a prune mask is one u64");

@@ -53,7 +53,7 @@ struct DatapathOptions {
   uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)
 };
 
-// One offloaded flow verdict as the kernel holds it (xfp_offload_v1).
+// One offloaded flow verdict as the kernel holds it (xfp_offload_v2).
 struct OffloadedFlow {
   xfp_flow_key key{};
   Layer layer = Layer::Inbound;
@@ -124,7 +124,7 @@ class Datapath {
   // Null for a queue beyond XFP_MAX_QUEUES.
   xfp_xsk_load* xsk_load(uint32_t key, uint32_t queue) const;
 
-  // ---- Flow-verdict offload (xfp_offload_v1; docs/ARCHITECTURE.md, "Flows").
+  // ---- Flow-verdict offload (xfp_offload_v2; docs/ARCHITECTURE.md, "Flows").
   // Thread-safe with each other and with install(): a worker may offload
   // while the control thread installs.
   //

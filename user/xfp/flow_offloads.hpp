@@ -1,5 +1,5 @@
 // The flow service's OffloadBackend on the Datapath's offload map
-// (xfp_offload_v1: Datapath::offload_flow and friends).
+// (xfp_offload_v2: Datapath::offload_flow and friends).
 #pragma once
 
 #include "xfp/datapath.hpp"

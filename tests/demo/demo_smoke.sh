@@ -23,9 +23,10 @@ for name in block-lldp block-bad-oui permit-vlan-100 block-other-vlans count-bro
     echo "FAIL: filter $name counted ${frames:-no} frames"; fail=1
   fi
 done
-# The callouts ran in user space: the allow-list both permitted and blocked.
+# The callouts ran in user space: the allow-list both permitted and blocked
+# (the workers table: device, queue, frames, permit, block, ...).
 check 'loaded mac_allowlist: xfp.sample.mac-allowlist'
-workers=$(awk '$1 ~ /^xd-[0-9]+-h$/ && NF == 8 {print $4, $5}' <<<"$out" | tail -1)
+workers=$(awk '$1 ~ /^xd-[0-9]+-h$/ && $3 ~ /^[0-9]+$/ {print $4, $5}' <<<"$out" | tail -1)
 read -r permitted blocked <<<"${workers:-0 0}"
 if [ "${permitted:-0}" -eq 0 ] || [ "${blocked:-0}" -eq 0 ]; then
   echo "FAIL: callout workers permitted ${permitted:-?} and blocked ${blocked:-?} frames"; fail=1

@@ -189,64 +189,6 @@ TEST(Churn, EveryMixOfTheTwoSetsGivesAVerdictNeitherGives) {
   }
 }
 
-// The traffic: the five kinds in turn, paced at `fps`; the receiver records
-// each sequence number that arrives.
-class Traffic {
- public:
-  Traffic(PacketSocket sender, PacketSocket receiver, uint32_t fps, uint32_t max_frames)
-      : received_(max_frames), max_frames_(max_frames), fps_(fps), tx_(std::move(sender)), rx_(std::move(receiver)) {
-    receiver_ = std::thread([this] { receive_loop(); });
-    sender_ = std::thread([this] { send_loop(); });
-  }
-  ~Traffic() { stop(); }
-  void stop() {
-    stop_send_ = true;
-    if (sender_.joinable()) sender_.join();
-    std::this_thread::sleep_for(200ms);  // the last frames arrive
-    stop_recv_ = true;
-    if (receiver_.joinable()) receiver_.join();
-  }
-  uint32_t sent() const { return next_; }
-  bool received(uint32_t seq) const { return received_[seq].load() != 0; }
-  std::string error() const { return error_; }
-
- private:
-  void send_loop() {
-    // Bursts of 1 ms worth of frames, then a sleep to the next millisecond.
-    const uint32_t per_ms = std::max<uint32_t>(1, fps_ / 1000);
-    auto next = Clock::now();
-    while (!stop_send_ && next_ < max_frames_) {
-      for (uint32_t i = 0; i < per_ms && next_ < max_frames_; ++i) {
-        const uint32_t seq = next_;
-        if (auto s = tx_.send_frame(frame_of(static_cast<Kind>(seq % kKinds), seq)); !s) {
-          error_ = s.error().message;
-          return;
-        }
-        next_ = seq + 1;
-      }
-      next += 1ms;
-      std::this_thread::sleep_until(next);
-    }
-  }
-  void receive_loop() {
-    auto mine = [](std::span<const uint8_t> f) { return f.size() >= 14 && test::has_marker(f); };
-    while (!stop_recv_) {
-      auto frames = rx_.receive(20ms, mine);
-      if (!frames) continue;
-      for (const auto& f : *frames)
-        if (auto seq = test::find_marker(f); seq && *seq < max_frames_) received_[*seq] = 1;
-    }
-  }
-
-  std::vector<std::atomic<uint8_t>> received_;
-  const uint32_t max_frames_, fps_;
-  std::atomic<uint32_t> next_{0};
-  std::atomic<bool> stop_send_{false}, stop_recv_{false};
-  PacketSocket tx_, rx_;
-  std::string error_;
-  std::thread sender_, receiver_;
-};
-
 uint64_t counter(const json& j, const char* layer, const char* name) {
   return j.value("counters", json::object()).value(layer, json::object()).value(name, uint64_t{0});
 }
@@ -318,7 +260,10 @@ TEST(Churn, TenThousandChangesPerSecondUnderTrafficNeverShowATornSet) {
   auto rx = PacketSocket::open(*xns, veth->b().name);
   ASSERT_TRUE(rx.ok()) << rx.error().message;
   const uint32_t max_frames = static_cast<uint32_t>(fps) * static_cast<uint32_t>(seconds + 5);
-  Traffic traffic(std::move(*tx), std::move(*rx), static_cast<uint32_t>(fps), max_frames);
+  // The five kinds in turn.
+  SequencedTraffic traffic(
+      std::move(*tx), std::move(*rx), [](uint32_t seq) { return frame_of(static_cast<Kind>(seq % kKinds), seq); },
+      static_cast<uint32_t>(fps), max_frames);
   std::this_thread::sleep_for(200ms);
 
   // The churn.

@@ -4,12 +4,18 @@
 
 #include <sys/mount.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/cli_harness.hpp"
+#include "support/frame_builder.hpp"
+#include "support/packet_io.hpp"
 
 namespace xfp::faulttest {
 
@@ -100,5 +106,76 @@ inline std::set<uint32_t> attached_programs(const test::NetNs& ns) {
       for (const json& p : section.value(kind, json::array())) ids.insert(p.value("id", 0u));
   return ids;
 }
+
+// Traffic with a sequence number in every frame: a sender paced at `fps`
+// (bursts of a millisecond's worth, then a sleep to the next millisecond)
+// and a receiver that records which sequence numbers arrived. `frame_of`
+// builds frame `seq` with test::FrameBuilder::marker(seq).
+class SequencedTraffic {
+ public:
+  using FrameFn = std::function<std::vector<uint8_t>(uint32_t seq)>;
+  SequencedTraffic(test::PacketSocket sender, test::PacketSocket receiver, FrameFn frame_of, uint32_t fps,
+                   uint32_t max_frames)
+      : received_(max_frames),
+        max_frames_(max_frames),
+        fps_(fps),
+        frame_of_(std::move(frame_of)),
+        tx_(std::move(sender)),
+        rx_(std::move(receiver)) {
+    receiver_ = std::thread([this] { receive_loop(); });
+    sender_ = std::thread([this] { send_loop(); });
+  }
+  ~SequencedTraffic() { stop(); }
+  SequencedTraffic(const SequencedTraffic&) = delete;
+  SequencedTraffic& operator=(const SequencedTraffic&) = delete;
+  void stop() {
+    stop_send_ = true;
+    if (sender_.joinable()) sender_.join();
+    if (receiver_.joinable()) {
+      std::this_thread::sleep_for(200ms);  // the last frames arrive
+      stop_recv_ = true;
+      receiver_.join();
+    }
+  }
+  uint32_t sent() const { return next_; }
+  bool received(uint32_t seq) const { return received_[seq].load() != 0; }
+  std::string error() const { return error_; }
+
+ private:
+  void send_loop() {
+    const uint32_t per_ms = std::max<uint32_t>(1, fps_ / 1000);
+    auto next = std::chrono::steady_clock::now();
+    while (!stop_send_ && next_ < max_frames_) {
+      for (uint32_t i = 0; i < per_ms && next_ < max_frames_; ++i) {
+        const uint32_t seq = next_;
+        if (auto s = tx_.send_frame(frame_of_(seq)); !s) {
+          error_ = s.error().message;
+          return;
+        }
+        next_ = seq + 1;
+      }
+      next += 1ms;
+      std::this_thread::sleep_until(next);
+    }
+  }
+  void receive_loop() {
+    auto mine = [](std::span<const uint8_t> f) { return f.size() >= 14 && test::has_marker(f); };
+    while (!stop_recv_) {
+      auto frames = rx_.receive(20ms, mine);
+      if (!frames) continue;
+      for (const auto& f : *frames)
+        if (auto seq = test::find_marker(f); seq && *seq < max_frames_) received_[*seq] = 1;
+    }
+  }
+
+  std::vector<std::atomic<uint8_t>> received_;
+  const uint32_t max_frames_, fps_;
+  const FrameFn frame_of_;
+  std::atomic<uint32_t> next_{0};
+  std::atomic<bool> stop_send_{false}, stop_recv_{false};
+  test::PacketSocket tx_, rx_;
+  std::string error_;  // written by the sender before it returns; read after stop()
+  std::thread sender_, receiver_;
+};
 
 }  // namespace xfp::faulttest

@@ -44,58 +44,6 @@ constexpr uint32_t kMaxFrames = 2'000'000;
 
 uint16_t type_of(uint32_t seq) { return seq % 2 == 0 ? kPermitted : kBlocked; }
 
-class Traffic {
- public:
-  Traffic(PacketSocket sender, PacketSocket receiver)
-      : received_(kMaxFrames), tx_(std::move(sender)), rx_(std::move(receiver)) {
-    receiver_ = std::thread([this] { receive_loop(); });
-    sender_ = std::thread([this] { send_loop(); });
-  }
-  ~Traffic() { stop(); }
-  void stop() {
-    stop_send_ = true;
-    if (sender_.joinable()) sender_.join();
-    std::this_thread::sleep_for(100ms);  // the last frames arrive
-    stop_recv_ = true;
-    if (receiver_.joinable()) receiver_.join();
-  }
-  uint32_t sent() const { return next_; }
-  bool received(uint32_t seq) const { return received_[seq].load() != 0; }
-  std::string error() const { return error_; }
-
- private:
-  void send_loop() {
-    auto next = Clock::now();
-    while (!stop_send_ && next_ < kMaxFrames) {
-      const uint32_t seq = next_;
-      auto frame = FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(type_of(seq)).marker(seq).pad_to(60).build();
-      if (auto s = tx_.send_frame(frame); !s) {
-        error_ = s.error().message;
-        return;
-      }
-      next_ = seq + 1;
-      next += std::chrono::microseconds(1000);
-      std::this_thread::sleep_until(next);
-    }
-  }
-  void receive_loop() {
-    auto mine = [](std::span<const uint8_t> f) { return f.size() >= 14 && test::has_marker(f); };
-    while (!stop_recv_) {
-      auto frames = rx_.receive(20ms, mine, 1);
-      if (!frames) continue;
-      for (const auto& f : *frames)
-        if (auto seq = test::find_marker(f); seq && *seq < kMaxFrames) received_[*seq] = 1;
-    }
-  }
-
-  std::vector<std::atomic<uint8_t>> received_;
-  std::atomic<uint32_t> next_{0};
-  std::atomic<bool> stop_send_{false}, stop_recv_{false};
-  PacketSocket tx_, rx_;
-  std::string error_;
-  std::thread sender_, receiver_;
-};
-
 struct DaemonObjects {
   std::set<uint32_t> progs, maps;
 };
@@ -147,7 +95,13 @@ TEST(KillRestart, CyclesUnderTrafficLeakNothingAndLoseNoPermittedFrame) {
   ASSERT_TRUE(tx.ok()) << tx.error().message;
   auto rx = PacketSocket::open(*xns, veth->b().name);
   ASSERT_TRUE(rx.ok()) << rx.error().message;
-  Traffic traffic(std::move(*tx), std::move(*rx));
+  // One frame a millisecond: permitted (even) and blocked (odd) in turn.
+  SequencedTraffic traffic(
+      std::move(*tx), std::move(*rx),
+      [](uint32_t seq) {
+        return FrameBuilder().dst(kXfpMac).src(kPeerMac).ethertype(type_of(seq)).marker(seq).pad_to(60).build();
+      },
+      1000, kMaxFrames);
   std::this_thread::sleep_for(300ms);
 
   const size_t global_before[3] = {bpf_objects("prog").size(), bpf_objects("map").size(), bpf_objects("link").size()};

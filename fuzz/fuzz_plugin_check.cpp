@@ -29,28 +29,7 @@
 
 namespace {
 
-struct Input {
-  const uint8_t* p;
-  size_t n;
-  uint8_t byte() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  uint32_t u32() {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(byte()) << (8 * i);
-    return v;
-  }
-  // A string of up to 80 bytes (may hold a NUL: the C string ends there).
-  std::unique_ptr<char[]> string() {
-    size_t len = byte() % 81;
-    auto s = std::make_unique<char[]>(len + 1);
-    for (size_t i = 0; i < len; ++i) s[i] = static_cast<char>(byte());
-    s[len] = '\0';
-    return s;
-  }
-};
+using Input = xfp::fuzz::ByteReader;
 
 int init_hook(const xfp_host_api*, xfp_host*, const char*, void**) { return 0; }
 void fini_hook(void*) {}
@@ -82,10 +61,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // The descriptor. Mostly the right ABI and size, so the later checks are reached.
   xfp_plugin_info info{};
-  info.abi_version = (shape & 1) ? in.u32() : XFP_CALLOUT_ABI_VERSION;
-  info.size = (shape & 2) ? in.u32() : static_cast<uint32_t>(sizeof(xfp_plugin_info));
-  auto name = in.string();
-  auto description = in.string();
+  info.abi_version = (shape & 1) ? static_cast<uint32_t>(in.le(4)) : XFP_CALLOUT_ABI_VERSION;
+  info.size = (shape & 2) ? static_cast<uint32_t>(in.le(4)) : static_cast<uint32_t>(sizeof(xfp_plugin_info));
+  auto name = in.string(80);
+  auto description = in.string(80);
   if (!(shape & 4)) info.name = name.get();
   if (shape & 8) info.description = description.get();
   if (!(shape & 16)) info.init = &init_hook;
@@ -106,12 +85,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < callouts; ++i) {
     const uint8_t hooks = in.byte();
     xfp_callout c{};
-    auto key = in.string();
-    auto desc = in.string();
+    auto key = in.string(80);
+    auto desc = in.string(80);
     if (!(hooks & 1)) c.key = key.get();
     if (hooks & 2) c.description = desc.get();
-    c.flags = (hooks & 4) ? in.u32() : (in.byte() & XFP_CALLOUT_KNOWN_FLAGS);
-    c.pad = in.u32();
+    c.flags = (hooks & 4) ? static_cast<uint32_t>(in.le(4)) : (in.byte() & XFP_CALLOUT_KNOWN_FLAGS);
+    c.pad = static_cast<uint32_t>(in.le(4));
     if (!(hooks & 8)) c.classify = &classify_hook;
     if (!(hooks & 16)) c.notify = &notify_hook;
     if (hooks & 32) c.flow_delete = &flow_delete_hook;

@@ -51,27 +51,7 @@ namespace {
 
 using nlohmann::json;
 
-struct Input {
-  const uint8_t* p;
-  size_t n;
-  uint8_t byte() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  uint64_t le(int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(byte()) << (8 * i);
-    return v;
-  }
-  std::vector<uint8_t> bytes(size_t len) {
-    len = std::min(len, n);
-    std::vector<uint8_t> out(p, p + len);
-    p += len;
-    n -= len;
-    return out;
-  }
-};
+using Input = xfp::fuzz::ByteReader;
 
 // What the daemon replies to one request (tools/xfp/service.cpp's handle_request for the redirect ops).
 json handle(xfp::RedirectStore& store, const json& req) {

@@ -112,10 +112,10 @@ PuntWorker::~PuntWorker() {
 void PuntWorker::run() {
   const uint32_t batch = std::min(options_.batch, kMaxBatch);
   while (!stop_.load(std::memory_order_relaxed)) {
-    socket_.refill(batch * 2);
     uint32_t idx = 0;
     uint32_t n = socket_.rx_peek(batch, idx);
     if (n == 0) {
+      socket_.refill(batch * 2);  // chunks the last refill could not place
       load_.idle(options_.busy_poll);  // the socket's own drops heal the overload guard's count
       // Sleep in poll(): the stop flag is checked at least every 100 ms.
       if (!options_.busy_poll) socket_.wait_rx(100);
@@ -124,8 +124,9 @@ void PuntWorker::run() {
     PolicySnapshotPtr snap = snapshot_();
     process(n, idx, snap);
     socket_.rx_release(n);
-    // Overload guard (queue_load.hpp): the chunks go back to the fill ring
-    // before the count says there is room for them.
+    // The batch's chunks go back to the fill ring (once per batch), before
+    // the overload guard's count says there is room for them
+    // (queue_load.hpp).
     socket_.refill(batch * 2);
     load_.given_back(n);
   }

@@ -247,6 +247,26 @@ class Daemon {
   // How long start() waits for the first answer (default 20 s).
   void set_start_timeout(std::chrono::seconds t) { start_timeout_ = t; }
 
+  // `xfp --socket S ARGS...` inside the daemon's namespace.
+  std::vector<std::string> cli_argv(const std::vector<std::string>& args) const {
+    std::vector<std::string> a{"ip", "netns", "exec", netns_, xfp_path(), "--socket", socket_};
+    a.insert(a.end(), args.begin(), args.end());
+    return a;
+  }
+  Outcome cli(const std::vector<std::string>& args, const RunOptions& opt = {}) const {
+    return run_process(cli_argv(args), opt);
+  }
+  // `xfp --json ARGS...`, which must succeed; its stdout parsed.
+  json cli_json(const std::vector<std::string>& args, const RunOptions& opt = {}) const {
+    std::vector<std::string> a{"--json"};
+    a.insert(a.end(), args.begin(), args.end());
+    Outcome r = cli(a, opt);
+    EXPECT_EQ(r.code, 0) << r;
+    json j = json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r;
+    return j;
+  }
+
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   std::string log() const { return read_file(log_); }
@@ -287,27 +307,13 @@ class DaemonTest : public ::testing::Test {
     ns_.reset();
   }
 
-  std::vector<std::string> cli_argv(const std::vector<std::string>& args) const {
-    std::vector<std::string> a{"ip", "netns", "exec", ns_->name(), xfp_path(), "--socket", daemon_->socket()};
-    a.insert(a.end(), args.begin(), args.end());
-    return a;
-  }
+  std::vector<std::string> cli_argv(const std::vector<std::string>& args) const { return daemon_->cli_argv(args); }
 
   // `xfp --socket S ARGS...` inside the namespace.
-  Outcome xfp(const std::vector<std::string>& args, const RunOptions& opt = {}) const {
-    return run_process(cli_argv(args), opt);
-  }
+  Outcome xfp(const std::vector<std::string>& args, const RunOptions& opt = {}) const { return daemon_->cli(args, opt); }
 
   // `xfp --json ARGS...`, which must succeed; its stdout parsed.
-  json xfp_json(const std::vector<std::string>& args) const {
-    std::vector<std::string> a{"--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    Outcome r = xfp(a);
-    EXPECT_EQ(r.code, 0) << r;
-    json j = json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r;
-    return j;
-  }
+  json xfp_json(const std::vector<std::string>& args) const { return daemon_->cli_json(args); }
 
   // Ids of the filters, from `filter list --json`.
   std::vector<uint64_t> filter_ids() const {

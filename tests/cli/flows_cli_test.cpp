@@ -11,9 +11,11 @@
 #include <fmt/format.h>
 
 #include "cli_harness.hpp"
+#include "support/assert_ok.hpp"
 #include "support/flow_frames.hpp"
 #include "support/netns.hpp"
 #include "support/packet_io.hpp"
+#include "support/peer_pair.hpp"
 #include "support/privileges.hpp"
 
 namespace xfp::clitest {
@@ -22,9 +24,6 @@ namespace {
 using nlohmann::json;
 using test::L4Options;
 using test::Mac;
-using test::NetNs;
-using test::PacketSocket;
-using test::VethPair;
 
 constexpr Mac kPeerMac{0x02, 0x00, 0x00, 0x6d, 0x01, 0x01};
 constexpr Mac kXfpMac{0x02, 0x00, 0x00, 0x6d, 0x01, 0x02};
@@ -32,29 +31,21 @@ constexpr test::Ipv4Addr kPeerIp{198, 18, 77, 1};
 constexpr test::Ipv4Addr kXfpIp{198, 18, 77, 2};
 constexpr int kFrames = 20;
 
-TEST(FlowsCli, ShowsTheFlowItsContextAndItsOffloadedVerdictWithKernelCounters) {
+class FlowsCli : public ::testing::Test, protected test::PeerPair {};
+
+TEST_F(FlowsCli, ShowsTheFlowItsContextAndItsOffloadedVerdictWithKernelCounters) {
   XFP_REQUIRE_ROOT();
+  XFP_ASSERT_OK(create_peer_pair(kPeerMac, kXfpMac));
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
-  auto peer = NetNs::create();
-  ASSERT_TRUE(peer.ok()) << peer.error().message;
-  auto xns = NetNs::create();
-  ASSERT_TRUE(xns.ok()) << xns.error().message;
-  test::VethOptions vo;
-  vo.mac_a = kPeerMac;
-  vo.mac_b = kXfpMac;
-  auto veth = VethPair::create(*peer, *xns, vo);
-  ASSERT_TRUE(veth.ok()) << veth.error().message;
-  const std::string dev = veth->b().name;
+  const std::string dev = pair_->b().name;
 
-  Daemon daemon(xns->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log");
+  Daemon daemon(xfp_ns_->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log");
   ASSERT_TRUE(daemon.start({"--plugin-dir", XFP_TEST_FLOW_PROBE_DIR}));
   auto cli = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> a{"ip", "netns", "exec", xns->name(), xfp_path(), "--socket", daemon.socket()};
-    a.insert(a.end(), args.begin(), args.end());
     RunOptions o;
     o.timeout = std::chrono::seconds(10);
-    return run_process(a, o);
+    return daemon.cli(args, o);
   };
   Outcome r = cli({"flows"});
   ASSERT_EQ(r.code, 0) << r;
@@ -70,8 +61,6 @@ TEST(FlowsCli, ShowsTheFlowItsContextAndItsOffloadedVerdictWithKernelCounters) {
 
   // One UDP flow, 198.18.77.1:40000 -> 198.18.77.2:9: the first frames go to
   // the callout (context, then the offload), the rest stay in the kernel.
-  auto tx = PacketSocket::open(*peer, veth->a().name);
-  ASSERT_TRUE(tx.ok()) << tx.error().message;
   const auto frame = test::ipv4_frame(kPeerMac, kXfpMac, kPeerIp, kXfpIp,
                                       L4Options{.protocol = 17, .src_port = 40000, .dst_port = 9});
   // The JSON: this flow, on this device, with the probe's context and a
@@ -92,13 +81,13 @@ TEST(FlowsCli, ShowsTheFlowItsContextAndItsOffloadedVerdictWithKernelCounters) {
         flow = f;
   };
   for (int i = 0; i < 100 && flow.is_null(); ++i) {
-    ASSERT_TRUE(tx->send_frame(frame).ok());
+    ASSERT_TRUE(peer_sock_->send_frame(frame).ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     find_flow();
   }
   ASSERT_FALSE(flow.is_null()) << "no offloaded flow of 198.18.77.1:40000 in:\n" << j.dump(2) << daemon.log();
   const uint64_t packets_before = flow["offload"][0].value("packets", uint64_t{0});
-  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(tx->send_frame(frame).ok());
+  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(peer_sock_->send_frame(frame).ok());
   for (int i = 0; i < 50; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     find_flow();

@@ -220,8 +220,7 @@ TEST(Churn, TenThousandChangesPerSecondUnderTrafficNeverShowATornSet) {
   Daemon daemon(xns->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log");
   daemon.set_start_timeout(30s);
   ASSERT_TRUE(daemon.start());
-  Outcome r = run_process({"ip", "netns", "exec", xns->name(), xfp_path(), "--socket", daemon.socket(), "attach",
-                           veth->b().name, "--layers", "inbound"});
+  Outcome r = daemon.cli({"attach", veth->b().name, "--layers", "inbound"});
   ASSERT_EQ(r.code, 0) << r << daemon.log();
 
   auto client = control::Client::connect(daemon.socket());

@@ -113,20 +113,17 @@ TEST(HungPlugin, WatchdogQuarantinesTheCalloutAndOtherCalloutsAndQueuesKeepGoing
   daemon.set_start_timeout(30s);
   ASSERT_TRUE(daemon.start({"--plugin-dir", XFP_TEST_HANG_DIR, "--classify-budget-ms", std::to_string(kBudgetMs)}));
   Gate gate{dir / "gate"};  // after the daemon: opened before the daemon is killed
+  // Every CLI call is bounded: a hung daemon must fail the test, not stall it.
   auto cli = [&](const std::vector<std::string>& args, const std::string& input = "") {
-    std::vector<std::string> a{"ip", "netns", "exec", xns->name(), xfp_path(), "--socket", daemon.socket()};
-    a.insert(a.end(), args.begin(), args.end());
     clitest::RunOptions o;
     o.input = input;
     o.timeout = 10s;
-    return run_process(a, o);
+    return daemon.cli(args, o);
   };
   auto cli_json = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> a{"--json"};
-    a.insert(a.end(), args.begin(), args.end());
-    Outcome r = cli(a);
-    EXPECT_EQ(r.code, 0) << r;
-    return json::parse(r.out, nullptr, false);
+    clitest::RunOptions o;
+    o.timeout = 10s;
+    return daemon.cli_json(args, o);
   };
   const std::string load_config = "gate=" + gate.path;
 
@@ -277,16 +274,10 @@ TEST(HungPlugin, BudgetZeroMeansNoWatchdog) {
   ASSERT_TRUE(xns.ok()) << xns.error().message;
   Daemon daemon(xns->name(), dir / "xfp.sock", dir / "state", dir / "daemon.log");
   ASSERT_TRUE(daemon.start({"--classify-budget-ms", "0"}));
-  std::vector<std::string> a{"ip", "netns", "exec", xns->name(), xfp_path(), "--socket", daemon.socket()};
-  auto args = a;
-  args.insert(args.end(), {"--json", "status"});
-  Outcome r = run_process(args);
-  ASSERT_EQ(r.code, 0) << r;
-  json st = json::parse(r.out, nullptr, false);
-  EXPECT_EQ(st["watchdog"].value("budget_ms", 99), 0) << r.out;
-  args = a;
-  args.push_back("status");
-  r = run_process(args);
+  json st = daemon.cli_json({"status"});
+  ASSERT_FALSE(st.is_discarded());
+  EXPECT_EQ(st["watchdog"].value("budget_ms", 99), 0) << st.dump();
+  Outcome r = daemon.cli({"status"});
   EXPECT_NE(r.out.find("classify watchdog: off"), std::string::npos) << r;
   EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
   EXPECT_TRUE(xns->remove().ok());

@@ -78,11 +78,9 @@ TEST(KillRestart, CyclesUnderTrafficLeakNothingAndLoseNoPermittedFrame) {
   daemon.set_start_timeout(30s);
   ASSERT_TRUE(daemon.start());
   auto cli = [&](const std::vector<std::string>& args, const std::string& input = "") {
-    std::vector<std::string> a{"ip", "netns", "exec", xns->name(), xfp_path(), "--socket", daemon.socket()};
-    a.insert(a.end(), args.begin(), args.end());
     clitest::RunOptions o;
     o.input = input;
-    return run_process(a, o);
+    return daemon.cli(args, o);
   };
   Outcome r = cli({"attach", veth->b().name});
   ASSERT_EQ(r.code, 0) << r << daemon.log();

@@ -13,6 +13,7 @@
 #include "xfp/frame_parse.h"
 #include "xfp/flow_key.h"
 #include "xfp/arbitration.h"
+#include "xfp/entry_hash.h"
 
 struct xfp_key_words {
 	__u64 w[sizeof(struct xfp_fields) / 8];
@@ -43,7 +44,7 @@ static __always_inline void xfp_merge(struct xfp_match *best, const struct xfp_e
 
 /* Merges the direct table of one small field, if it holds filters. */
 static __always_inline void xfp_direct(struct xfp_match *best, __u32 fields, __u32 field,
-				       __u32 span, __u32 off, __u32 v, __u32 res_base)
+				       __u32 span, __u32 off, __u32 v)
 {
 	__u32 i = span + off + v, id;
 	__u64 *idp;
@@ -51,13 +52,58 @@ static __always_inline void xfp_direct(struct xfp_match *best, __u32 fields, __u
 
 	if (!(fields & field))
 		return;
-	idp = bpf_map_lookup_elem(&xfp_dmap_v1, &i);
+	idp = bpf_map_lookup_elem(&xfp_dmap_v2, &i);
 	if (!idp || !*idp)
 		return;
-	id = res_base + (__u32)(*idp & (XFP_DIRECT_RESULTS - 1));
-	e = bpf_map_lookup_elem(&xfp_dres_v1, &id);
+	id = (__u32)*idp - 1;
+	e = bpf_map_lookup_elem(&xfp_entries_v2, &id);
 	if (e)
 		xfp_merge(best, e);
+}
+
+/* The entry index of key `k` in bucket `b`, or ~0 when no slot holds it.
+ * The compare is branch-free: a branch per word would multiply the
+ * verifier's states by the tuple loop's trip count. */
+static __always_inline __u32 xfp_bucket_find(const struct xfp_bucket *b, const struct xfp_key_words *k)
+{
+	__u32 found = ~0u, i;
+
+#pragma unroll
+	for (i = 0; i < XFP_BUCKET_SLOTS; i++) {
+		const struct xfp_key_words *a = (const void *)&b->slot[i].key;
+		__u64 diff = (a->w[0] ^ k->w[0]) | (a->w[1] ^ k->w[1]) | (a->w[2] ^ k->w[2]) |
+			     (a->w[3] ^ k->w[3]) | (a->w[4] ^ k->w[4]);
+
+		if (!diff)
+			found = b->slot[i].entry;
+	}
+	return found;
+}
+
+/*
+ * Looks a masked key up in the active bank's entry table: its first
+ * candidate bucket, then its second. Array lookups are inlined by the
+ * verifier, so this costs a hash and two or four compares, not a helper
+ * call (abi.h, struct xfp_bucket). Must stay inline: as a global function
+ * the call and its spills cost more than the probe.
+ */
+static __always_inline struct xfp_entry *xfp_find_entry(const struct xfp_set_header *hdr,
+							const struct xfp_key_words *k)
+{
+	__u64 h = xfp_entry_hash(k->w, hdr->hash_seed);
+	__u32 b = hdr->bucket_base + xfp_entry_bucket(h, 0, hdr->bucket_mask);
+	__u32 id = ~0u;
+	struct xfp_bucket *bk = bpf_map_lookup_elem(&xfp_buckets_v2, &b);
+
+	if (bk)
+		id = xfp_bucket_find(bk, k);
+	if (id == ~0u) {
+		b = hdr->bucket_base + xfp_entry_bucket(h, 1, hdr->bucket_mask);
+		bk = bpf_map_lookup_elem(&xfp_buckets_v2, &b);
+		if (bk)
+			id = xfp_bucket_find(bk, k);
+	}
+	return bpf_map_lookup_elem(&xfp_entries_v2, &id);
 }
 
 static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
@@ -255,7 +301,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	/* One read of the bank: this frame sees that compiled set only. */
 	bank = *(volatile __u32 *)&cfg->active_bank & 1;
 	idx = bank * XFP_LAYER_COUNT + layer;
-	hdr = bpf_map_lookup_elem(&xfp_hdr_v1, &idx);
+	hdr = bpf_map_lookup_elem(&xfp_hdr_v2, &idx);
 
 	/* Offloaded flows are decided first, before the frame parser: an
 	 * offloaded frame costs its flow key and one hash lookup. An entry
@@ -326,15 +372,15 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	}
 
 	if (hdr->direct_fields) {
-		__u32 df = hdr->direct_fields, rb = idx * XFP_DIRECT_RESULTS;
+		__u32 df = hdr->direct_fields;
 
-		xfp_direct(best, df, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, f.ethertype, rb);
-		xfp_direct(best, df, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, f.frame_len, rb);
-		xfp_direct(best, df, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, f.vlan & 0xfff, rb);
-		xfp_direct(best, df, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, f.inner_vlan & 0xfff, rb);
-		xfp_direct(best, df, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, f.l2_flags & 0x7f, rb);
+		xfp_direct(best, df, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, f.ethertype);
+		xfp_direct(best, df, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, f.frame_len);
+		xfp_direct(best, df, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, f.vlan & 0xfff);
+		xfp_direct(best, df, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, f.inner_vlan & 0xfff);
+		xfp_direct(best, df, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, f.l2_flags & 0x7f);
 		xfp_direct(best, df, XFP_DIRECT_ADDR_TYPES, span, XFP_PRUNE_ADDR_TYPES,
-			   ((f.local_addr_type & 3) << 2) | (f.remote_addr_type & 3), rb);
+			   ((f.local_addr_type & 3) << 2) | (f.remote_addr_type & 3));
 	}
 
 	for (t = 0; t < XFP_MAX_TUPLES && t < ntuples; t++) {
@@ -356,8 +402,8 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 		key.w[3] = fw->w[3] & mw->w[3];
 		key.w[4] = fw->w[4] & mw->w[4];
 		((struct xfp_fields *)&key)->layer = layer;
-		((struct xfp_fields *)&key)->tuple = (__u8)(t | (bank ? XFP_TUPLE_BANK_BIT : 0));
-		e = bpf_map_lookup_elem(&xfp_entries_v1, &key);
+		((struct xfp_fields *)&key)->tuple = (__u8)t;
+		e = xfp_find_entry(hdr, &key);
 		if (e)
 			xfp_merge(best, e);
 	}

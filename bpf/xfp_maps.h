@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The fast path's maps. Names carry the ABI version (_v1): a layout change
+ * The fast path's maps. Names carry a layout version (_v1, _v2): a layout change
  * makes new maps rather than reinterpreting old pinned ones.
  */
 #ifndef XFP_MAPS_H
@@ -24,7 +24,7 @@ struct {
 	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT);
 	__type(key, __u32);
 	__type(value, struct xfp_set_header);
-} xfp_hdr_v1 SEC(".maps");
+} xfp_hdr_v2 SEC(".maps");
 
 /* [bank][layer][tuple]: the masks of each condition shape. */
 struct {
@@ -35,17 +35,30 @@ struct {
 } xfp_tuples_v1 SEC(".maps");
 
 /*
- * Masked keys of both banks (the bank is a bit of xfp_fields.tuple).
- * Not preallocated: memory follows the installed set. max_entries is set
- * by user space before load (--max-entries).
+ * The entry table (abi.h, struct xfp_bucket): [bank][bucket], built whole
+ * by user space for the inactive bank, then switched to with the bank.
+ * Memory-mapped: user space writes it in place. Sized by user space before
+ * load (--max-entries).
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct xfp_fields);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xfp_bucket);
+} xfp_buckets_v2 SEC(".maps");
+
+/*
+ * [bank][entry]: the per-sublayer matches that tuple-space keys and
+ * direct-table values lead to. Memory-mapped; sized before load.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
 	__type(value, struct xfp_entry);
-} xfp_entries_v1 SEC(".maps");
+} xfp_entries_v2 SEC(".maps");
 
 /* [bank][layer][XFP_PRUNE_SPAN]: tuple masks per field value (abi.h).
  * Memory-mapped: user space writes a whole span with one copy. */
@@ -57,24 +70,16 @@ struct {
 	__type(value, __u64);
 } xfp_prune_v1 SEC(".maps");
 
-/* [bank][layer][XFP_PRUNE_SPAN]: result id per small-field value. u64
- * because a memory-mapped array spaces its elements 8 bytes apart. */
+/* [bank][layer][XFP_PRUNE_SPAN]: 1 + index in xfp_entries_v2 per
+ * small-field value, 0 when no filter matches it. u64 because a
+ * memory-mapped array spaces its elements 8 bytes apart. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_PRUNE_SPAN);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
-} xfp_dmap_v1 SEC(".maps");
-
-/* [bank][layer][XFP_DIRECT_RESULTS]: the matches of each result id. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_DIRECT_RESULTS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct xfp_entry);
-} xfp_dres_v1 SEC(".maps");
+} xfp_dmap_v2 SEC(".maps");
 
 /* Attached interfaces, by attachment key (see xfp_attachment_key). */
 struct {

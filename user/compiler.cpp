@@ -407,10 +407,9 @@ Result<std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>>> paint_group(
   return ranks;
 }
 
-// Builds the direct tables, smallest domains first. A group whose distinct
-// results no longer fit XFP_DIRECT_RESULTS is left out; its index is
-// returned so that its filters go to tuple space instead (slower, same result).
-Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
+// Builds the direct tables, smallest domains first. Distinct results share
+// the entry table with tuple space (the set's size limit counts both).
+Status build_direct_tables(CompiledLayer& cl,
                                                 const std::vector<std::vector<const Filter*>>& by_group,
                                                 const std::vector<std::vector<uint32_t>>& ranks_of_group,
                                                 const std::vector<xfp_match>& match_of_rank,
@@ -423,7 +422,6 @@ Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
                    [](size_t a, size_t b) { return kDirectGroups[a].domain < kDirectGroups[b].domain; });
-  std::vector<size_t> left_out;
   for (size_t gi : order) {
     if (by_group[gi].empty()) continue;
     const DirectGroup& g = kDirectGroups[gi];
@@ -436,10 +434,6 @@ Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
     std::set<Ranks> fresh;
     for (const Ranks& r : ranks)
       if (!unmatched(r) && !result_ids.count(r)) fresh.insert(r);
-    if (cl.direct_results.size() + fresh.size() > XFP_DIRECT_RESULTS) {
-      left_out.push_back(gi);
-      continue;
-    }
     for (const Ranks& r : fresh) {
       result_ids.emplace(r, static_cast<uint32_t>(cl.direct_results.size()));
       xfp_entry e{};
@@ -452,7 +446,7 @@ Result<std::vector<size_t>> build_direct_tables(CompiledLayer& cl,
     cl.direct_fields |= g.bit;
     cl.direct_filters += by_group[gi].size();
   }
-  return left_out;
+  return Ok{};
 }
 
 }  // namespace
@@ -526,13 +520,7 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits, c
                                              limits.max_entries));
     }
     cl.match_of_rank = match_of_rank;
-    auto left_out = build_direct_tables(cl, direct, direct_ranks, match_of_rank, slots);
-    if (!left_out) return std::move(left_out).error();
-    for (size_t g : *left_out)
-      for (size_t i = 0; i < direct[g].size(); ++i) {
-        const Filter& f = *direct[g][i];
-        XFP_TRY(add_filter_entries(lb, f, match_of_rank[direct_ranks[g][i]], slots.of(f), limits));
-      }
+    XFP_TRY(build_direct_tables(cl, direct, direct_ranks, match_of_rank, slots));
     cl.tuples = std::move(lb.tuples);
     cl.entries.reserve(lb.entries.size());
     for (auto& [kb, entry] : lb.entries) {

@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "xfp/entry_table.hpp"
 #include "xfp_bpf.skel.h"
 
 namespace xfp {
@@ -185,9 +186,10 @@ struct Datapath::Impl {
   int ncpus = 1;
   std::map<std::string, AttachedInterface> interfaces;  // by name
   size_t rodata_key_offset = 0;
-  std::vector<xfp_fields> installed_keys;  // keys of the active bank, for cleanup
-  std::vector<xfp_fields> unreclaimed_keys;  // old-bank keys still to delete
   uint32_t active_bank = 0;
+  // Frames may still read the inactive bank: the grace period after the
+  // last flip failed. The next install waits before writing that bank.
+  bool inactive_bank_in_use = false;
 
   // xfp_config is written whole; install() and the offload switch both
   // write it, from different threads.
@@ -199,10 +201,15 @@ struct Datapath::Impl {
 
   uint64_t* prune = nullptr;  // mmap of xfp_prune_v1
   size_t prune_bytes = 0;
-  uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v1
+  uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v2
   size_t dmap_bytes = 0;
-  xfp_entry* dres = nullptr;  // mmap of xfp_dres_v1
-  size_t dres_bytes = 0;
+  xfp_entry* entries = nullptr;  // mmap of xfp_entries_v2: [bank][bank_entries]
+  size_t entries_bytes = 0;
+  xfp_bucket* buckets = nullptr;  // mmap of xfp_buckets_v2: [bank][bank_buckets]
+  size_t buckets_bytes = 0;
+  uint32_t bank_entries = 0;
+  uint32_t bank_buckets = 0;
+  std::unique_ptr<EntryTable> tables[XFP_BANKS];  // over each bank's buckets
   xfp_xsk_load* xsk_load = nullptr;  // mmap of xfp_xsk_load_v1
   size_t xsk_load_bytes = 0;
 
@@ -210,7 +217,8 @@ struct Datapath::Impl {
     if (xsk_load) munmap(xsk_load, xsk_load_bytes);
     if (prune) munmap(prune, prune_bytes);
     if (dmap) munmap(dmap, dmap_bytes);
-    if (dres) munmap(dres, dres_bytes);
+    if (entries) munmap(entries, entries_bytes);
+    if (buckets) munmap(buckets, buckets_bytes);
     if (skel) xfp_bpf__destroy(skel);
   }
 
@@ -236,8 +244,14 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   if (impl->ncpus <= 0) return make_error(-impl->ncpus, "cannot count the possible CPUs");
   impl->skel = xfp_bpf__open();
   if (!impl->skel) return errno_error("opening the xfp BPF object");
-  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v1, opts.max_entries) != 0)
-    return errno_error("sizing the compiled-set map");
+  if (opts.max_entries < XFP_BANKS)
+    return make_error(EINVAL, fmt::format("--max-entries {} leaves no room: each of the {} banks needs at least one entry",
+                                          opts.max_entries, XFP_BANKS));
+  impl->bank_entries = opts.max_entries / XFP_BANKS;
+  impl->bank_buckets = entry_table_buckets(impl->bank_entries);
+  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v2, impl->bank_entries * XFP_BANKS) != 0 ||
+      bpf_map__set_max_entries(impl->skel->maps.xfp_buckets_v2, impl->bank_buckets * XFP_BANKS) != 0)
+    return errno_error("sizing the entry table");
   if (opts.max_offloads == 0) return make_error(EINVAL, "the flow offload map needs at least one entry");
   if (bpf_map__set_max_entries(impl->skel->maps.xfp_offload_v2, opts.max_offloads) != 0)
     return errno_error("sizing the flow offload map");
@@ -251,12 +265,18 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
     return p == MAP_FAILED ? nullptr : p;
   };
   impl->prune = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_prune_v1, sizeof(uint64_t), impl->prune_bytes));
-  impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v1, sizeof(uint64_t), impl->dmap_bytes));
-  impl->dres = static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_dres_v1, sizeof(xfp_entry), impl->dres_bytes));
+  impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v2, sizeof(uint64_t), impl->dmap_bytes));
+  impl->entries =
+      static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v2, sizeof(xfp_entry), impl->entries_bytes));
+  impl->buckets =
+      static_cast<xfp_bucket*>(map_array(impl->skel->maps.xfp_buckets_v2, sizeof(xfp_bucket), impl->buckets_bytes));
   impl->xsk_load = static_cast<xfp_xsk_load*>(
       map_array(impl->skel->maps.xfp_xsk_load_v1, sizeof(xfp_xsk_load), impl->xsk_load_bytes));
-  if (!impl->prune || !impl->dmap || !impl->dres || !impl->xsk_load)
+  if (!impl->prune || !impl->dmap || !impl->entries || !impl->buckets || !impl->xsk_load)
     return errno_error("mapping the fast path's tables");
+  for (uint32_t b = 0; b < XFP_BANKS; ++b)
+    impl->tables[b] = std::make_unique<EntryTable>(
+        std::span<xfp_bucket>(impl->buckets + static_cast<size_t>(b) * impl->bank_buckets, impl->bank_buckets));
   // Bank 0 active, both layers empty, default permit.
   uint32_t zero = 0;
   xfp_config cfg{};
@@ -265,7 +285,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   for (uint32_t i = 0; i < XFP_BANKS * XFP_LAYER_COUNT; ++i) {
     xfp_set_header h{};
     h.default_action = XFP_ACTION_PERMIT;
-    if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_hdr_v1), &i, &h, BPF_ANY) != 0)
+    if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_hdr_v2), &i, &h, BPF_ANY) != 0)
       return errno_error("initialising the set headers");
   }
   return std::unique_ptr<Datapath>(new Datapath(std::move(impl)));
@@ -660,90 +680,59 @@ std::vector<Attachment> Datapath::attachments() const {
   return out;
 }
 
-namespace {
-
-// Hash-map writes in batches: one syscall per few thousand entries keeps
-// installing 100,000 filters well under a second.
-Status update_entries(int fd, const std::vector<xfp_fields>& keys, const std::vector<xfp_entry>& values) {
-  constexpr size_t kBatch = 4096;
-  for (size_t off = 0; off < keys.size(); off += kBatch) {
-    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
-    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-    if (bpf_map_update_batch(fd, &keys[off], &values[off], &n, &opts) != 0) {
-      if (errno == E2BIG || errno == ENOMEM || errno == ENOSPC)
-        return errno_error("writing the compiled set (the table is full: raise --max-entries)");
-      return errno_error("writing the compiled set");
-    }
-  }
-  return Ok{};
-}
-
-void delete_entries(int fd, const std::vector<xfp_fields>& keys) {
-  constexpr size_t kBatch = 4096;
-  for (size_t off = 0; off < keys.size(); off += kBatch) {
-    uint32_t n = static_cast<uint32_t>(std::min(kBatch, keys.size() - off));
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    if (bpf_map_delete_batch(fd, &keys[off], &n, &opts) != 0) {
-      // A partial batch stops at a missing key; finish one by one.
-      for (size_t i = off; i < off + std::min(kBatch, keys.size() - off); ++i)
-        bpf_map_delete_elem(fd, &keys[i]);
-    }
-  }
-}
-
-}  // namespace
-
 Status Datapath::install(const CompiledSet& set) {
   const uint32_t bank = impl_->active_bank ^ 1;
-  const uint8_t bank_bit = bank ? XFP_TUPLE_BANK_BIT : 0;
-  const int entries_fd = impl_->map_fd(impl_->skel->maps.xfp_entries_v1);
   const int tuples_fd = impl_->map_fd(impl_->skel->maps.xfp_tuples_v1);
-  const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v1);
+  const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v2);
   for (const CompiledLayer& cl : set.layers)
     if ((!cl.tuples.empty() && cl.prune.size() != XFP_PRUNE_SPAN) ||
-        (cl.direct_fields && (cl.direct_map.size() != XFP_PRUNE_SPAN || cl.direct_results.size() > XFP_DIRECT_RESULTS)))
+        (cl.direct_fields && (cl.direct_map.size() != XFP_PRUNE_SPAN || cl.direct_results.empty())))
       return make_error(EINVAL, "compiled set without its tables (not made by compile())");
-  // The bank to fill must be empty: entries a failed grace period left
-  // behind belong to it, and would otherwise leak into the new set.
-  if (!impl_->unreclaimed_keys.empty()) {
+  if (set.entry_count() > impl_->bank_entries)
+    return make_error(ENOSPC, fmt::format("the filter set needs {} table entries; the fast path holds {} per set "
+                                          "(raise the daemon's --max-entries)",
+                                          set.entry_count(), impl_->bank_entries));
+  // The bank to fill must be one no frame reads any more.
+  if (impl_->inactive_bank_in_use) {
     XFP_TRY(wait_for_rcu_grace_period());
-    delete_entries(entries_fd, impl_->unreclaimed_keys);
-    impl_->unreclaimed_keys.clear();
+    impl_->inactive_bank_in_use = false;
   }
-  std::vector<xfp_fields> keys;
-  std::vector<xfp_entry> values;
-  keys.reserve(set.entry_count());
-  values.reserve(set.entry_count());
-  for (const CompiledLayer& cl : set.layers)
+  // 1. Fill the inactive bank in place: its rows (tuple-space entries, then
+  // direct results, layer by layer), the entry table over the tuple-space
+  // keys, and the direct maps, which name rows by absolute index + 1.
+  const uint32_t row_base = bank * impl_->bank_entries;
+  xfp_entry* rows = impl_->entries + row_base;
+  uint32_t nrows = 0;
+  std::vector<EntryKey> keys;
+  keys.reserve(set.layers[0].entries.size() + set.layers[1].entries.size());
+  for (uint32_t l = 0; l < XFP_LAYER_COUNT; ++l) {
+    const CompiledLayer& cl = set.layers[l];
     for (const CompiledEntry& e : cl.entries) {
-      xfp_fields k = e.key;
-      k.tuple = static_cast<uint8_t>(k.tuple | bank_bit);
-      keys.push_back(k);
-      values.push_back(e.value);
+      rows[nrows] = e.value;
+      keys.push_back(EntryKey{e.key, row_base + nrows});
+      ++nrows;
     }
-  // 1. Fill the inactive bank. No frame reads it: the active bank is the other.
-  if (Status s = update_entries(entries_fd, keys, values); !s) {
-    delete_entries(entries_fd, keys);
-    return s;
+    if (!cl.direct_fields) continue;
+    const uint32_t first = row_base + nrows;  // row of result id 1
+    for (size_t id = 1; id < cl.direct_results.size(); ++id) rows[nrows++] = cl.direct_results[id];
+    uint64_t* dmap = impl_->dmap + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN;
+    for (size_t v = 0; v < XFP_PRUNE_SPAN; ++v) {
+      const uint64_t id = cl.direct_map[v];
+      if (id >= cl.direct_results.size()) return make_error(EINVAL, "compiled set with a bad direct result id");
+      dmap[v] = id ? uint64_t{first} + id : 0;  // first + (id - 1) + 1
+    }
   }
+  if (Status s = impl_->tables[bank]->build(keys); !s) return std::move(s).error().context("building the entry table");
   for (uint32_t l = 0; l < XFP_LAYER_COUNT; ++l) {
     const CompiledLayer& cl = set.layers[l];
     for (uint32_t t = 0; t < cl.tuples.size(); ++t) {
       uint32_t idx = (bank * XFP_LAYER_COUNT + l) * XFP_MAX_TUPLES + t;
-      if (bpf_map_update_elem(tuples_fd, &idx, &cl.tuples[t], BPF_ANY) != 0) {
-        delete_entries(entries_fd, keys);
+      if (bpf_map_update_elem(tuples_fd, &idx, &cl.tuples[t], BPF_ANY) != 0)
         return errno_error("writing the tuple table");
-      }
     }
     if (cl.prune.size() == XFP_PRUNE_SPAN)
       std::memcpy(impl_->prune + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN,
                   cl.prune.data(), XFP_PRUNE_SPAN * sizeof(uint64_t));
-    const size_t span = bank * XFP_LAYER_COUNT + l;
-    if (cl.direct_fields) {
-      std::memcpy(impl_->dmap + span * XFP_PRUNE_SPAN, cl.direct_map.data(), XFP_PRUNE_SPAN * sizeof(uint64_t));
-      std::memcpy(impl_->dres + span * XFP_DIRECT_RESULTS, cl.direct_results.data(),
-                  cl.direct_results.size() * sizeof(xfp_entry));
-    }
     xfp_set_header h{};
     h.direct_fields = cl.direct_fields;
     h.prune_fields = cl.prune_fields;
@@ -752,36 +741,28 @@ Status Datapath::install(const CompiledSet& set) {
     h.nsublayers = cl.nsublayers;
     h.generation = generation_ + 1;
     h.default_action = set.default_action[l];
+    h.bucket_base = bank * impl_->bank_buckets;
+    h.bucket_mask = impl_->tables[bank]->bucket_mask();
+    h.hash_seed = impl_->tables[bank]->seed();
     uint32_t hidx = bank * XFP_LAYER_COUNT + l;
-    if (bpf_map_update_elem(hdr_fd, &hidx, &h, BPF_ANY) != 0) {
-      delete_entries(entries_fd, keys);
-      return errno_error("writing the set header");
-    }
+    if (bpf_map_update_elem(hdr_fd, &hidx, &h, BPF_ANY) != 0) return errno_error("writing the set header");
   }
   // 2. Flip: one aligned word; each frame reads it once. Offload entries
   // carry the generation they are valid for, read from the same bank's
   // header: they turn stale (or stay valid) in the same instant.
   {
     std::lock_guard<std::mutex> lock(impl_->cfg_mu);
-    if (Status s = impl_->write_config_locked(bank, generation_ + 1, impl_->offload_layers); !s) {
-      delete_entries(entries_fd, keys);
+    if (Status s = impl_->write_config_locked(bank, generation_ + 1, impl_->offload_layers); !s)
       return std::move(s).error().context("switching to the new filter set");
-    }
     impl_->active_bank = bank;  // under the lock: the offload switch rewrites the config too
   }
   ++generation_;
-  // 3. Frames that started on the old bank finish before it is cleared.
-  std::vector<xfp_fields>& old_keys = impl_->unreclaimed_keys;
-  old_keys.insert(old_keys.end(), impl_->installed_keys.begin(), impl_->installed_keys.end());
-  impl_->installed_keys = std::move(keys);
+  // 3. Frames that started on the old bank finish before the next install
+  // may overwrite it.
   if (Status s = wait_for_rcu_grace_period(); !s) {
-    // Entries of the old bank are harmless (nothing reads that bank) but
-    // take room: retry at the next install.
-    spdlog::warn("{}; keeping the old bank's entries until the next install", s.error().message);
-    return Ok{};
+    spdlog::warn("{}; the next install waits for it", s.error().message);
+    impl_->inactive_bank_in_use = true;
   }
-  delete_entries(entries_fd, old_keys);
-  old_keys.clear();
   return Ok{};
 }
 

@@ -358,7 +358,7 @@ int main(int argc, char** argv) {
   bool show_tuples = false;
   double target_ratio = 1.5;
   double install_target_s = 2.0;
-  uint32_t max_entries = 1u << 21;
+  uint32_t max_entries = 1u << 18;
   std::string json_path;
 
   CLI::App app{
@@ -381,7 +381,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app.add_option("--seed", seed, "seed of the filter generator")->capture_default_str();
-  app.add_option("--max-entries", max_entries, "capacity of the compiled-set hash, both banks")
+  app.add_option("--max-entries", max_entries, "rows of the kernel's entry table, both banks (the daemon's --max-entries)")
       ->capture_default_str();
   app.add_flag("!--no-baseline", baseline,
                "skip the tuples-only baseline (the largest set's tuples, one entry each)");

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #endif
 
-#define XFP_ABI_VERSION 1
+#define XFP_ABI_VERSION 2
 
 /* Limits of the compiled filter set. */
 #define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer */
@@ -28,7 +28,6 @@
 #define XFP_MAX_FILTERS 262144 /* counter slots, one per installed filter */
 #define XFP_BANKS 2           /* double-buffered compiled sets */
 #define XFP_RANK_NONE 0xffffffffu
-#define XFP_TUPLE_BANK_BIT 0x80 /* xfp_fields.tuple: high bit = bank */
 #define XFP_MAX_CALLOUTS 1024  /* callout ids (xfp_match.callout_id) */
 #define XFP_MAX_QUEUES 64      /* AF_XDP sockets per attachment */
 #define XFP_MAX_ATTACHMENTS 256 /* attachment keys are 1..255 */
@@ -49,11 +48,10 @@
 
 /*
  * Direct tables: filters whose conditions all sit on one of the small fields
- * above skip tuple space. For each value, xfp_dmap_v1 (same layout as the
- * prune table) holds a result id; xfp_dres_v1[bank][layer][id] the
- * per-sublayer best matches. Id 0 means no filter.
+ * above skip tuple space. For each value, xfp_dmap_v2 (same layout as the
+ * prune table) holds 1 + the index in xfp_entries_v2 of the per-sublayer
+ * best matches for that value, or 0 when no filter matches it.
  */
-#define XFP_DIRECT_RESULTS 8192
 enum xfp_direct_field {
 	XFP_DIRECT_ETHERTYPE = 1u << 0,
 	XFP_DIRECT_FRAME_LEN = 1u << 1,
@@ -111,7 +109,7 @@ enum xfp_addr_type {
 
 /*
  * The classification fields of one frame, and also the key of the
- * compiled-set hash (fields AND tuple mask, then layer and tuple set).
+ * entry table (fields AND tuple mask, then layer and tuple id set).
  * Multi-byte integers are host order so that ranges compile to prefixes;
  * MACs are wire order. Size is a multiple of 8 so masking is 5 u64 ANDs.
  */
@@ -129,7 +127,7 @@ struct xfp_fields {
 	__u8 local_addr_type;  /* enum xfp_addr_type */
 	__u8 remote_addr_type; /* enum xfp_addr_type */
 	__u8 layer;            /* enum xfp_layer (key only) */
-	__u8 tuple;            /* tuple id | bank bit (key only) */
+	__u8 tuple;            /* tuple id (key only; XFP_SLOT_FREE: a free slot) */
 };
 
 /* A tuple: the mask every key of one condition shape is ANDed with. */
@@ -153,9 +151,32 @@ struct xfp_match {
 	__u16 callout_id;
 };
 
-/* Value of the compiled-set hash: one candidate per sublayer slot. */
+/* The matches of one key: one candidate per sublayer slot (xfp_entries_v2). */
 struct xfp_entry {
 	struct xfp_match best[XFP_MAX_SUBLAYERS];
+};
+
+/*
+ * The entry table: tuple space's masked keys -> index in xfp_entries_v2.
+ * User space builds it whole for a bank (a cuckoo hash: every key sits in
+ * one of its two candidate buckets, so a lookup reads two buckets at most)
+ * in an array map that the BPF programs probe inline: the kernel's hash
+ * map costs a helper call and its own hashing per lookup, about 4x this on
+ * the machines measured (docs/ARCHITECTURE.md). Both layers of a bank share
+ * the bank's region of buckets; xfp_fields.layer tells their keys apart.
+ * include/xfp/entry_hash.h is the one hash both sides compute. A free slot
+ * has key.tuple == XFP_SLOT_FREE, which no tuple id reaches.
+ */
+#define XFP_BUCKET_SLOTS 2
+#define XFP_SLOT_FREE 0xff
+struct xfp_slot {
+	struct xfp_fields key; /* masked fields, layer and tuple id */
+	__u32 entry;           /* index in xfp_entries_v2 */
+	__u32 pad;
+};
+
+struct xfp_bucket {
+	struct xfp_slot slot[XFP_BUCKET_SLOTS];
 };
 
 /* Per-bank, per-layer header of a compiled set. */
@@ -167,7 +188,10 @@ struct xfp_set_header {
 	__u8 direct_fields;   /* enum xfp_direct_field: tables to read */
 	__u8 prune_fields;    /* enum xfp_direct_field: fields worth pruning on */
 	__u8 needs_iface;     /* some filter reads interface MAC or compartment */
-	__u8 pad[4];
+	__u32 bucket_mask;    /* buckets in the bank's region - 1 (a power of two - 1) */
+	__u32 bucket_base;    /* index in xfp_buckets_v2 of the bank's first bucket */
+	__u32 pad;
+	__u64 hash_seed;      /* xfp_entry_hash() seed the bank's table was built with */
 };
 
 /*
@@ -411,7 +435,10 @@ XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, ethertype) == 26, "ether
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, layer) == 38, "layer offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_match) == 12, "xfp_match layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_entry) == 12 * XFP_MAX_SUBLAYERS, "xfp_entry layout");
-XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 24, "xfp_set_header layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 40, "xfp_set_header layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_slot) == 48, "xfp_slot layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_bucket) == 48 * XFP_BUCKET_SLOTS, "xfp_bucket layout");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_slot, entry) == 40, "xfp_slot entry offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_config) == 16, "xfp_config layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_iface) == 16, "xfp_iface layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_filter_counter) == 16, "counter layout");
@@ -429,7 +456,7 @@ XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_offload, gen_first) == 32, "offl
 XFP_STATIC_ASSERT(sizeof(struct xfp_xsk_load) == 64, "xfp_xsk_load: one cache line");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_xsk_load, consumed) == 8, "xfp_xsk_load consumed offset");
 XFP_STATIC_ASSERT(XFP_MAX_CALLOUTS <= 65536, "callout ids are u16");
-XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_TUPLE_BANK_BIT, "tuple id must not reach the bank bit");
+XFP_STATIC_ASSERT(XFP_MAX_TUPLES < XFP_SLOT_FREE, "a tuple id must never mark a free slot");
 XFP_STATIC_ASSERT(XFP_MAX_TUPLES <= 64, "a prune mask is one u64");
 XFP_STATIC_ASSERT(sizeof(struct xfp_entry) % 8 == 0, "mmapable array values are 8-byte strided");
 XFP_STATIC_ASSERT(XFP_L2_KNOWN_FLAGS < 128, "prune index of l2 flags");

@@ -66,7 +66,7 @@ uint8_t kernel_model_verdict(const CompiledSet& cs, Layer layer, const xfp_field
   for (const Direct& d : direct) {
     if (!(cl.direct_fields & d.bit)) continue;
     const uint64_t id = cl.direct_map[d.offset + d.value];
-    if (id) merge(cl.direct_results[id & (XFP_DIRECT_RESULTS - 1)]);
+    if (id) merge(cl.direct_results[id]);
   }
   for (size_t t = 0; t < cl.tuples.size(); ++t) {
     uint8_t key[sizeof(xfp_fields)];

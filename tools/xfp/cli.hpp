@@ -29,7 +29,7 @@ inline int fail(const Error& e, int code = kExitError) { return fail(e.message, 
 struct DaemonOptions {
   std::string socket;
   std::string state_dir = "/var/lib/xfp";
-  uint32_t max_entries = 1u << 20;
+  uint32_t max_entries = 1u << 18;  // --max-entries: rows of the entry table, both banks
   bool reset_state = false;
   bool callouts = true;   // --no-callouts: no workers, callout filters on their fail action
   bool busy_poll = false; // workers spin instead of sleeping in poll()

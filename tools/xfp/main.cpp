@@ -93,9 +93,12 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
   DaemonOptions dopts;
   auto* daemon = app.add_subcommand("daemon", "run the xfp daemon in the foreground");
   daemon->add_option("--state-dir", dopts.state_dir, "where the policy is saved (state.json)")->capture_default_str();
-  daemon->add_option("--max-entries", dopts.max_entries, "capacity of the compiled-filter hash (both banks)")
+  daemon->add_option("--max-entries", dopts.max_entries,
+                     "rows of the kernel's filter tables, for the running set and the one being installed: a "
+                     "set may use half (a filter takes one row, or several when its ranges expand into "
+                     "prefixes). Allocated at start-up, about 200 bytes a row")
       ->capture_default_str()
-      ->check(CLI::Range(2u, 1u << 26));
+      ->check(CLI::Range(2u, 1u << 24));
   daemon->add_flag("--reset-state", dopts.reset_state,
                    "start with an empty policy; the old state file is kept as state.json.old");
   daemon->add_flag("!--no-callouts", dopts.callouts,

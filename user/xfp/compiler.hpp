@@ -34,20 +34,25 @@ struct CompiledLayer {
   bool needs_iface = false;     // a tuple reads interface MAC or compartment
   // Direct tables (abi.h): filters on one small field only.
   uint8_t direct_fields = 0;               // enum xfp_direct_field
-  std::vector<uint64_t> direct_map;        // XFP_PRUNE_SPAN result ids
-  std::vector<xfp_entry> direct_results;   // [0] unused (no filter)
+  std::vector<uint64_t> direct_map;        // XFP_PRUNE_SPAN result ids (0: no filter)
+  std::vector<xfp_entry> direct_results;   // by result id; [0] unused
   size_t direct_filters = 0;
 };
 
 struct CompiledSet {
   CompiledLayer layers[XFP_LAYER_COUNT];
   uint8_t default_action[XFP_LAYER_COUNT] = {XFP_ACTION_PERMIT, XFP_ACTION_PERMIT};
-  size_t entry_count() const { return layers[0].entries.size() + layers[1].entries.size(); }
+  // Rows of the kernel's entry array: tuple-space entries and direct results.
+  size_t entry_count() const {
+    size_t n = 0;
+    for (const CompiledLayer& l : layers) n += l.entries.size() + (l.direct_results.empty() ? 0 : l.direct_results.size() - 1);
+    return n;
+  }
 };
 
 struct CompileLimits {
   uint32_t max_entries_per_filter = 65536;
-  uint32_t max_entries = 1u << 20;  // per bank, both layers
+  uint32_t max_entries = 1u << 17;  // entry_count() per bank, both layers
 };
 
 // The id of a callout key in the kernel's xfp_callouts_v1 (1..XFP_MAX_CALLOUTS-1),

@@ -49,7 +49,10 @@ struct FilterCounters {
 };
 
 struct DatapathOptions {
-  uint32_t max_entries = 1u << 20;  // capacity of the compiled-set hash (both banks)
+  // Rows of the entry table, both banks (each compiled set may use half):
+  // tuple-space entries plus direct results. About 200 bytes each, allocated
+  // at load.
+  uint32_t max_entries = 1u << 18;
   uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)
 };
 

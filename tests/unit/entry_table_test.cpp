@@ -1,0 +1,145 @@
+// The entry table builder (user/entry_table.cpp): every key placed is found
+// where the BPF programs look (its two candidate buckets), absent keys are
+// not, rebuilds forget the previous set, and bad input is refused.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "xfp/entry_hash.h"
+#include "xfp/entry_table.hpp"
+
+namespace xfp {
+namespace {
+
+xfp_fields key_of(uint64_t n, uint8_t tuple = 1, uint8_t layer = XFP_LAYER_INBOUND) {
+  xfp_fields k{};
+  // Spread n over a MAC and the EtherType: the shapes real keys have.
+  for (int i = 0; i < 6; ++i) k.remote_mac[i] = static_cast<uint8_t>(n >> (8 * i));
+  k.ethertype = static_cast<uint16_t>(n >> 48);
+  k.layer = layer;
+  k.tuple = tuple;
+  return k;
+}
+
+std::vector<EntryKey> keys_of(size_t n, uint64_t salt = 0) {
+  std::vector<EntryKey> keys;
+  for (size_t i = 0; i < n; ++i) keys.push_back(EntryKey{key_of(i * 2654435761u + salt), static_cast<uint32_t>(i)});
+  return keys;
+}
+
+// What the BPF probe does (bpf/xfp_classify.h, xfp_find_entry), written
+// again from the ABI alone: the two candidate buckets, every slot.
+uint32_t probe_like_bpf(const std::vector<xfp_bucket>& table, uint64_t seed, const xfp_fields& key) {
+  __u64 w[XFP_ENTRY_KEY_WORDS];
+  std::memcpy(w, &key, sizeof w);
+  const __u64 h = xfp_entry_hash(w, seed);
+  const uint32_t mask = static_cast<uint32_t>(table.size() - 1);
+  for (uint32_t choice = 0; choice < 2; ++choice)
+    for (const xfp_slot& s : table[xfp_entry_bucket(h, choice, mask)].slot)
+      if (std::memcmp(&s.key, &key, sizeof key) == 0) return s.entry;
+  return ~0u;
+}
+
+TEST(EntryTable, SizingLeavesRoomAndIsAPowerOfTwo) {
+  for (uint32_t n : {0u, 1u, 2u, 3u, 100u, 4096u, 100000u, 131072u}) {
+    const uint32_t b = entry_table_buckets(n);
+    EXPECT_EQ(b & (b - 1), 0u) << n;
+    EXPECT_GE(static_cast<uint64_t>(b) * XFP_BUCKET_SLOTS * 4, static_cast<uint64_t>(n) * 5) << n;  // <= 80% full
+  }
+}
+
+TEST(EntryTable, EveryKeyIsFoundInItsCandidateBucketsAtFullSize) {
+  const uint32_t n = 100000;
+  std::vector<xfp_bucket> mem(entry_table_buckets(n));
+  std::memset(mem.data(), 0xab, mem.size() * sizeof(xfp_bucket));  // garbage: the first build clears it
+  EntryTable table(mem);
+  auto keys = keys_of(n);
+  ASSERT_TRUE(table.build(keys));
+  for (const EntryKey& k : keys) {
+    ASSERT_EQ(table.find(k.key), k.entry);
+    ASSERT_EQ(probe_like_bpf(mem, table.seed(), k.key), k.entry);
+  }
+  size_t used = 0;
+  for (const xfp_bucket& b : mem)
+    for (const xfp_slot& s : b.slot) used += s.key.tuple != XFP_SLOT_FREE;
+  EXPECT_EQ(used, n);
+}
+
+TEST(EntryTable, AbsentKeysAreNotFound) {
+  std::vector<xfp_bucket> mem(entry_table_buckets(1000));
+  EntryTable table(mem);
+  ASSERT_TRUE(table.build(keys_of(1000)));
+  // Same fields, another tuple or layer; and fields never placed.
+  EXPECT_EQ(table.find(key_of(0, 2)), ~0u);
+  EXPECT_EQ(table.find(key_of(0, 1, XFP_LAYER_OUTBOUND)), ~0u);
+  EXPECT_EQ(table.find(key_of(1)), ~0u);
+  // An all-zero key (tuple 0, inbound: a filter with no conditions) is a
+  // real key, never confused with a free slot.
+  EXPECT_EQ(table.find(key_of(0, 0)), ~0u);
+  std::vector<EntryKey> zero{EntryKey{key_of(0, 0), 7}};
+  ASSERT_TRUE(table.build(zero));
+  EXPECT_EQ(table.find(key_of(0, 0)), 7u);
+}
+
+TEST(EntryTable, RebuildForgetsThePreviousSet) {
+  std::vector<xfp_bucket> mem(entry_table_buckets(5000));
+  EntryTable table(mem);
+  auto first = keys_of(5000, 1);
+  auto second = keys_of(300, 99);
+  ASSERT_TRUE(table.build(first));
+  ASSERT_TRUE(table.build(second));
+  for (const EntryKey& k : second) EXPECT_EQ(table.find(k.key), k.entry);
+  size_t found_old = 0;
+  for (const EntryKey& k : first) {
+    bool also_second = false;
+    for (const EntryKey& s : second) also_second |= std::memcmp(&s.key, &k.key, sizeof k.key) == 0;
+    if (!also_second && table.find(k.key) != ~0u) ++found_old;
+  }
+  EXPECT_EQ(found_old, 0u);
+  size_t used = 0;
+  for (const xfp_bucket& b : mem)
+    for (const xfp_slot& s : b.slot) used += s.key.tuple != XFP_SLOT_FREE;
+  EXPECT_EQ(used, second.size());
+}
+
+TEST(EntryTable, TooManyKeysIsENOSPCWithTheRemedy) {
+  std::vector<xfp_bucket> mem(4);
+  EntryTable table(mem);
+  auto r = table.build(keys_of(9));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ENOSPC);
+  EXPECT_NE(r.error().message.find("--max-entries"), std::string::npos) << r.error().message;
+}
+
+TEST(EntryTable, DuplicateKeysCannotPlaceAndSayWhy) {
+  // Two slots per bucket, two buckets per key: a third copy of one key has
+  // nowhere to go, whatever the seed.
+  std::vector<xfp_bucket> mem(64);
+  EntryTable table(mem);
+  std::vector<EntryKey> keys(5, EntryKey{key_of(42), 1});
+  auto r = table.build(keys);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ENOSPC);
+  EXPECT_NE(r.error().message.find("cannot place"), std::string::npos) << r.error().message;
+}
+
+TEST(EntryTable, FreeSlotTupleIdIsRefused) {
+  std::vector<xfp_bucket> mem(8);
+  EntryTable table(mem);
+  std::vector<EntryKey> keys{EntryKey{key_of(1, XFP_SLOT_FREE), 0}};
+  auto r = table.build(keys);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, EINVAL);
+}
+
+TEST(EntryTable, BucketCountMustBeAPowerOfTwo) {
+  std::vector<xfp_bucket> mem(6);
+  EntryTable table(mem);
+  auto r = table.build(keys_of(1));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, EINVAL);
+}
+
+}  // namespace
+}  // namespace xfp

@@ -143,6 +143,30 @@ TEST_F(FilterTest, FilterFileIsAllOrNothing) {
   EXPECT_EQ(generation_of(xfp_json({"status"})), gen);
 }
 
+TEST_F(FilterTest, ASetLargerThanTheKernelTablesIsRefusedWithTheRemedyAndChangesNothing) {
+  // 16 rows for both banks: a set may use 8.
+  ASSERT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
+  ASSERT_TRUE(daemon_->start({"--max-entries", "16"}));
+  for (int i = 1; i <= 8; ++i) {
+    Outcome r = xfp({"filter", "add", "name", "m" + std::to_string(i), "remote-mac", "eq",
+                     "02:00:00:00:00:0" + std::to_string(i), "action", "block"});
+    ASSERT_EQ(r.code, 0) << r;
+  }
+  const json before = xfp_json({"filter", "list"});
+  const uint64_t gen = generation_of(xfp_json({"status"}));
+  Outcome r = xfp({"filter", "add", "name", "m9", "remote-mac", "eq", "02:00:00:00:00:09", "action", "block"});
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_EQ(r.err, "xfp: compiling the filter set: the compiled set needs more than 8 table entries (raise the daemon's --max-entries)\n");
+  EXPECT_EQ(xfp_json({"filter", "list"}), before);
+  EXPECT_EQ(generation_of(xfp_json({"status"})), gen);
+  // Below the two rows the banks need at the least, the daemon does not start.
+  ASSERT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
+  Outcome bad = run_process(daemon_->argv({"--max-entries", "1"}));
+  EXPECT_EQ(bad.code, 2) << bad;
+  EXPECT_EQ(bad.err, "xfp: --max-entries: Value 1 not in range 2 to 16777216 (see xfp --help)\n") << bad;
+  ASSERT_TRUE(daemon_->start());
+}
+
 TEST_F(FilterTest, ApplyFileAndStdin) {
   const std::string file = dir_ / "policy.xfp";
   write_file(file,

@@ -20,14 +20,8 @@
 #define XFP_ARBITRATION_H
 
 #include "xfp/abi.h"
+#include "xfp/inline.h"
 
-#ifndef XFP_INLINE
-#ifdef __BPF__
-#define XFP_INLINE static __attribute__((always_inline)) inline
-#else
-#define XFP_INLINE static inline
-#endif
-#endif
 
 struct xfp_arbitration {
 	__u8 action;  /* XFP_ACTION_NONE, _PERMIT or _BLOCK */

@@ -12,14 +12,8 @@
 #define XFP_ENTRY_HASH_H
 
 #include "xfp/abi.h"
+#include "xfp/inline.h"
 
-#ifndef XFP_INLINE
-#ifdef __BPF__
-#define XFP_INLINE static __attribute__((always_inline)) inline
-#else
-#define XFP_INLINE static inline
-#endif
-#endif
 
 #define XFP_ENTRY_KEY_WORDS (sizeof(struct xfp_fields) / 8)
 

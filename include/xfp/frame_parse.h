@@ -9,14 +9,8 @@
 #define XFP_FRAME_PARSE_H
 
 #include "xfp/abi.h"
+#include "xfp/inline.h"
 
-#ifndef XFP_INLINE
-#ifdef __BPF__
-#define XFP_INLINE static __attribute__((always_inline)) inline
-#else
-#define XFP_INLINE static inline
-#endif
-#endif
 
 #define XFP_ETH_HLEN 14
 #define XFP_VLAN_HLEN 4

@@ -37,9 +37,19 @@ static __always_inline void xfp_merge(struct xfp_match *best, const struct xfp_e
 {
 	__u32 s;
 
-	for (s = 0; s < XFP_MAX_SUBLAYERS; s++)
-		if (e->best[s].rank < best[s].rank)
-			best[s] = e->best[s];
+#pragma unroll
+	for (s = 0; s < XFP_MAX_SUBLAYERS; s++) {
+		const __u32 *src = (const __u32 *)&e->best[s];
+		__u32 *dst = (__u32 *)&best[s];
+		/* All ones when the entry's candidate ranks first. */
+		__u64 take = ((__u64)src[0] - (__u64)dst[0]) >> 63;
+
+		asm volatile("" : "+r"(take));
+		take = 0 - take;
+		dst[0] = (__u32)((src[0] & take) | (dst[0] & ~take));
+		dst[1] = (__u32)((src[1] & take) | (dst[1] & ~take));
+		dst[2] = (__u32)((src[2] & take) | (dst[2] & ~take));
+	}
 }
 
 /* Merges the direct table of one small field, if it holds filters. */

@@ -544,5 +544,40 @@ TEST_F(ClassifierTest, EveryKeyOfALargeSetIsFoundAndNoOtherOnBothLayers) {
   EXPECT_EQ(run_inbound(base().ethertype(static_cast<uint16_t>(0x1000 + 12500)).build()), Verdict::Permit);
 }
 
+// A set that compiles (its limits are the caller's) but does not fit the
+// fast path's table is refused whole, with the remedy, and the running set
+// keeps classifying.
+TEST(EntryTableCapacity, ASetLargerThanTheTableIsRefusedAndTheRunningSetStays) {
+  XFP_REQUIRE_ROOT();
+  DatapathOptions o;
+  o.max_entries = 16;  // 8 rows per set
+  auto dp = Datapath::open(o);
+  ASSERT_TRUE(dp.ok()) << dp.error().message;
+  auto make = [](size_t n) {
+    FilterSet set;
+    for (uint64_t i = 0; i < n; ++i)
+      EXPECT_TRUE(set.add_filter(filter(Action::Block, {cond(Field::RemoteMac, Match::Equal, 0x02cd00000000ull + i)})).ok());
+    auto c = compile(set);
+    EXPECT_TRUE(c.ok());
+    return std::move(c).value();
+  };
+  ASSERT_TRUE((*dp)->install(make(8)).ok());
+  Status s = (*dp)->install(make(9));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ENOSPC);
+  EXPECT_EQ(s.error().message,
+            "the filter set needs 9 table entries; the fast path holds 8 per set (raise the daemon's --max-entries)");
+  auto run = [&](uint8_t last) {
+    std::vector<uint8_t> data = base().src(Mac{0x02, 0xcd, 0, 0, 0, last}).build();
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<uint32_t>(data.size()),
+                .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts((*dp)->xdp_prog_fd(), &opts), 0);
+    return opts.retval;
+  };
+  EXPECT_EQ(run(7), static_cast<uint32_t>(XDP_DROP));  // the running set of 8
+  EXPECT_EQ(run(8), static_cast<uint32_t>(XDP_PASS));  // the refused 9th
+  EXPECT_EQ((*dp)->generation(), 1u);
+}
+
 }  // namespace
 }  // namespace xfp

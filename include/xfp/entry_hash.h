@@ -14,7 +14,6 @@
 #include "xfp/abi.h"
 #include "xfp/inline.h"
 
-
 #define XFP_ENTRY_KEY_WORDS (sizeof(struct xfp_fields) / 8)
 
 XFP_INLINE __u64 xfp_entry_hash(const __u64 *w, __u64 seed)

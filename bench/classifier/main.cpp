@@ -249,13 +249,9 @@ const char* xdp_name(uint32_t rc) {
 // Average ns per run of the XDP program on one frame (kernel-timed).
 xfp::Result<std::pair<double, uint32_t>> time_frame(int prog_fd, const std::vector<uint8_t>& frame,
                                                     int repeat) {
-  std::vector<uint8_t> out(frame.size() + 256);
-  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = out.data(),
-              .data_size_in = static_cast<__u32>(frame.size()),
-              .data_size_out = static_cast<__u32>(out.size()), .repeat = repeat);
-  int err = bpf_prog_test_run_opts(prog_fd, &o);
-  if (err) return xfp::errno_error("BPF_PROG_TEST_RUN", -err);
-  return std::make_pair(static_cast<double>(o.duration), o.retval);
+  const xfpbench::TestRun t = xfpbench::test_run(prog_fd, frame, repeat);
+  if (t.err) return xfp::errno_error("BPF_PROG_TEST_RUN", -t.err);
+  return std::make_pair(t.ns, t.retval);
 }
 
 xfp::Status install_timed(Config& c, const xfp::CompiledSet& set, const xfp::DatapathOptions& dopts) {

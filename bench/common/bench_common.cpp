@@ -15,6 +15,7 @@
 #include <numeric>
 #include <sstream>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 namespace xfpbench {
@@ -102,6 +103,21 @@ double median_of(std::vector<double> v) {
 }
 double mean_of(const std::vector<double>& v) {
   return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+TestRun test_run(int prog_fd, const std::vector<uint8_t>& frame, int repeat) {
+  std::vector<uint8_t> out(frame.size() + 256);  // room for a program that grows the frame
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = out.data(),
+              .data_size_in = static_cast<__u32>(frame.size()), .data_size_out = static_cast<__u32>(out.size()),
+              .repeat = repeat);
+  TestRun r;
+  if (int err = bpf_prog_test_run_opts(prog_fd, &o); err != 0) {
+    r.err = err;
+    return r;
+  }
+  r.ns = static_cast<double>(o.duration);
+  r.retval = o.retval;
+  return r;
 }
 
 uint64_t now_ns() {

@@ -37,6 +37,17 @@ double mean_of(const std::vector<double>& v);
 // ---- time -----------------------------------------------------------------
 uint64_t now_ns();  // CLOCK_MONOTONIC
 
+// ---- BPF_PROG_TEST_RUN -----------------------------------------------------
+// `repeat` runs of an XDP program on `frame`, timed by the kernel: its
+// average ns per run and the program's return value; err is -errno when
+// the kernel refuses the run (0 otherwise).
+struct TestRun {
+  double ns = 0;
+  uint32_t retval = 0;
+  int err = 0;
+};
+TestRun test_run(int prog_fd, const std::vector<uint8_t>& frame, int repeat);
+
 // ---- frames ---------------------------------------------------------------
 // A MAC is its 48 bits with the first wire byte in bits 47..40 (xfp's
 // convention for Condition values).

@@ -55,20 +55,6 @@ struct Frame {
   std::vector<uint8_t> payload;
 };
 
-std::string encode(uint16_t type, uint16_t flags, uint64_t id, uint32_t status, const std::vector<uint8_t>& payload) {
-  xfp_port_hdr h{};
-  h.magic = XFP_PORT_MAGIC;
-  h.type = type;
-  h.flags = flags;
-  h.message_id = id;
-  h.length = static_cast<uint32_t>(payload.size());
-  h.status = status;
-  std::string f(sizeof h, '\0');
-  std::memcpy(f.data(), &h, sizeof h);
-  f.append(payload.begin(), payload.end());
-  return f;
-}
-
 // A record the peer sent, checked to be well-formed.
 std::optional<Frame> decode(const uint8_t* b, size_t n) {
   if (n < sizeof(xfp_port_hdr)) return std::nullopt;
@@ -280,7 +266,7 @@ void fuzz_server(Input& in) {
       }
       std::vector<uint8_t> payload = in.bytes(in.byte() % 40);
       if ((shape & 0x0f) == 0x0f) payload.resize(XFP_PORT_MAX_MESSAGE + (shape >> 7), 'x');  // at the limit and over
-      std::string rec = encode(type, flags, id, static_cast<uint32_t>(in.byte()), payload);
+      std::string rec = make_frame(type, flags, id, static_cast<uint32_t>(in.byte()), payload.data(), payload.size());
       bool bad = payload.size() > XFP_PORT_MAX_MESSAGE;
       const uint8_t corrupt = (shape >> 4) & 7;
       if (corrupt == 1) {
@@ -499,7 +485,7 @@ void fuzz_client(Input& in) {
       std::vector<uint8_t> payload = in.bytes(in.byte() % 40);
       if ((shape & 0x0f) == 0x0f) payload.resize(XFP_PORT_MAX_MESSAGE + (shape >> 7), 'y');
       const uint32_t status = (shape & 0x20) ? static_cast<uint32_t>(in.le(4)) : in.byte() % 2;
-      std::string rec = encode(type, flags, id, status, payload);
+      std::string rec = make_frame(type, flags, id, status, payload.data(), payload.size());
       const uint8_t corrupt = (shape >> 4) & 3;
       bool bad = payload.size() > XFP_PORT_MAX_MESSAGE;
       if (corrupt == 1 && (shape & 2)) {

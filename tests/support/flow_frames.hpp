@@ -106,11 +106,7 @@ inline std::optional<xfp_flow_key> flow_key_of(const std::vector<uint8_t>& frame
                                                xfp_flow_info* info = nullptr) {
   xfp_flow_key k{};
   xfp_flow_info i{};
-  // A real buffer even for an empty frame, as callers have (a UMEM chunk, a
-  // packet): an empty vector's data() is null, and `data + 14 > end` on null
-  // is undefined (clang's UBSan reports it).
-  static const uint8_t kNone[1] = {0};
-  const uint8_t* data = frame.empty() ? kNone : frame.data();
+  const uint8_t* data = frame_start(frame);
   if (!xfp_flow_key_from_frame(data, data + frame.size(), iface, &k, &i)) return std::nullopt;
   if (info) *info = i;
   return k;

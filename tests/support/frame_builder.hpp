@@ -36,6 +36,15 @@ inline constexpr Mac kBroadcastMac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 // the only source addresses the tests may put on a wire.
 inline bool is_locally_administered_unicast(const Mac& mac) { return (mac[0] & 0x03) == 0x02; }
 
+// Where a frame's bytes start, for the parsers written for BPF and C++
+// (frame_parse.h, flow_key.h): a real buffer even for an empty frame, as
+// their callers have (a UMEM chunk, a packet). An empty vector's data() is
+// null, and `data + 14 > end` on null is undefined (clang's UBSan reports it).
+inline const uint8_t* frame_start(const std::vector<uint8_t>& frame) {
+  static const uint8_t kNone[1] = {0};
+  return frame.empty() ? kNone : frame.data();
+}
+
 // An IPv4 address in wire order.
 using Ipv4Addr = std::array<uint8_t, 4>;
 Result<Ipv4Addr> parse_ipv4(std::string_view text);

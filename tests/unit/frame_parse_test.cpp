@@ -18,10 +18,7 @@ constexpr Mac kSrc{0x02, 0x5e, 0x10, 0x00, 0x00, 0x01};
 
 xfp_fields parse(const std::vector<uint8_t>& frame, uint8_t layer = XFP_LAYER_INBOUND) {
   xfp_fields f{};
-  // A real buffer for an empty frame too (an empty vector's data() is null;
-  // `data + 14 > end` on null is undefined: clang's UBSan reports it).
-  static const uint8_t kNone[1] = {0};
-  const uint8_t* data = frame.empty() ? kNone : frame.data();
+  const uint8_t* data = test::frame_start(frame);
   xfp_parse_frame(data, data + frame.size(), static_cast<uint32_t>(frame.size()), layer, &f);
   return f;
 }

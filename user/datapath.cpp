@@ -247,7 +247,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   if (opts.max_entries < XFP_BANKS)
     return make_error(EINVAL, fmt::format("--max-entries {} leaves no room: each of the {} banks needs at least one entry",
                                           opts.max_entries, XFP_BANKS));
-  impl->bank_entries = opts.max_entries / XFP_BANKS;
+  impl->bank_entries = opts.set_capacity();
   impl->bank_buckets = entry_table_buckets(impl->bank_entries);
   if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v2, impl->bank_entries * XFP_BANKS) != 0 ||
       bpf_map__set_max_entries(impl->skel->maps.xfp_buckets_v2, impl->bank_buckets * XFP_BANKS) != 0)

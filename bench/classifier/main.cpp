@@ -282,7 +282,7 @@ xfp::Result<xfp::CompiledSet> build_config(Config& c, size_t n, uint64_t seed, c
   c.build_ms = ms_since(t0);
   t0 = xfpbench::now_ns();
   xfp::CompileLimits limits;
-  limits.max_entries = dopts.max_entries / 2;  // one bank
+  limits.max_entries = dopts.set_capacity();
   auto compiled = xfp::compile(set, limits);
   if (!compiled) return std::move(compiled).error().context(fmt::format("compiling {} filters", n));
   c.compile_ms = ms_since(t0);

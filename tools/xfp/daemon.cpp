@@ -102,8 +102,7 @@ int run_daemon(const DaemonOptions& opts) {
   if (!datapath) return fail(std::move(datapath).error().context("loading the BPF programs"));
 
   EngineOptions eo;
-  // The entry table holds both banks: the running set and the one being installed.
-  eo.limits.max_entries = opts.max_entries / 2;
+  eo.limits.max_entries = dpo.set_capacity();
   eo.callouts = opts.callouts;
   eo.callout.worker.busy_poll = opts.busy_poll;
   eo.callout.overload = opts.overload == "fail-open"     ? OverloadPolicy::FailOpen

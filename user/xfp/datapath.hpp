@@ -54,6 +54,10 @@ struct DatapathOptions {
   // at load.
   uint32_t max_entries = 1u << 18;
   uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)
+
+  // Rows one compiled set may use (CompileLimits::max_entries): the running
+  // set and the one being installed each have a bank.
+  uint32_t set_capacity() const { return max_entries / XFP_BANKS; }
 };
 
 // One offloaded flow verdict as the kernel holds it (xfp_offload_v2).

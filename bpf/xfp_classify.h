@@ -91,12 +91,26 @@ static __always_inline __u32 xfp_bucket_find(const struct xfp_bucket *b, const s
 	return found;
 }
 
+/* Every slot holds a key (user/entry_table.cpp, bucket_full). */
+static __always_inline int xfp_bucket_full(const struct xfp_bucket *b)
+{
+	int full = 1, i;
+
+#pragma unroll
+	for (i = 0; i < XFP_BUCKET_SLOTS; i++)
+		full &= b->slot[i].key.tuple != XFP_SLOT_FREE;
+	return full;
+}
+
 /*
  * Looks a masked key up in the active bank's entry table: its first
- * candidate bucket, then its second. Array lookups are inlined by the
- * verifier, so this costs a hash and two or four compares, not a helper
- * call (abi.h, struct xfp_bucket). Must stay inline: as a global function
- * the call and its spills cost more than the probe.
+ * candidate bucket, then, only if that one is full, its second: user space
+ * settles the table so that a key sits in its second bucket only while its
+ * first is full (user/entry_table.cpp), and most misses read one bucket.
+ * Array lookups are inlined by the verifier, so this costs a hash and two
+ * or four compares, not a helper call (abi.h, struct xfp_bucket). Must stay
+ * inline: as a global function the call and its spills cost more than the
+ * probe.
  */
 static __always_inline struct xfp_entry *xfp_find_entry(const struct xfp_set_header *hdr,
 							const struct xfp_key_words *k)
@@ -106,9 +120,10 @@ static __always_inline struct xfp_entry *xfp_find_entry(const struct xfp_set_hea
 	__u32 id = ~0u;
 	struct xfp_bucket *bk = bpf_map_lookup_elem(&xfp_buckets_v2, &b);
 
-	if (bk)
-		id = xfp_bucket_find(bk, k);
-	if (id == ~0u) {
+	if (!bk)
+		return 0;
+	id = xfp_bucket_find(bk, k);
+	if (id == ~0u && xfp_bucket_full(bk)) {
 		b = hdr->bucket_base + xfp_entry_bucket(h, 1, hdr->bucket_mask);
 		bk = bpf_map_lookup_elem(&xfp_buckets_v2, &b);
 		if (bk)

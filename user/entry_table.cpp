@@ -69,7 +69,12 @@ bool EntryTable::place(const xfp_fields& key, uint32_t entry, uint64_t& rng) {
   uint64_t h = hash_of(item.key, seed_);
   uint32_t b = xfp_entry_bucket(h, 0, mask);
   for (int kick = 0; kick <= kMaxKicks; ++kick) {
-    // A free slot in either candidate bucket takes the key.
+    // A free slot in either candidate bucket takes the key, the first
+    // bucket's before the second's. Since no slot comes free during a build
+    // (an eviction hands its slot straight to the key being placed), a key
+    // sits in its second bucket only while its first is full: a probe that
+    // misses in a first bucket with a free slot can stop there, and most
+    // misses read one bucket, not two (bpf/xfp_classify.h).
     for (uint32_t choice = 0; choice < 2; ++choice) {
       const uint32_t c = xfp_entry_bucket(h, choice, mask);
       for (xfp_slot& s : buckets_[c].slot)
@@ -117,11 +122,18 @@ Status EntryTable::build(std::span<const EntryKey> keys) {
                                         keys.size(), buckets_.size(), kSeeds));
 }
 
+bool bucket_full(const xfp_bucket& b) {
+  return std::none_of(std::begin(b.slot), std::end(b.slot), slot_free);
+}
+
 uint32_t EntryTable::find(const xfp_fields& key) const {
   const uint64_t h = hash_of(key, seed_);
-  for (uint32_t choice = 0; choice < 2; ++choice)
-    for (const xfp_slot& s : buckets_[xfp_entry_bucket(h, choice, bucket_mask())].slot)
+  for (uint32_t choice = 0; choice < 2; ++choice) {
+    const xfp_bucket& b = buckets_[xfp_entry_bucket(h, choice, bucket_mask())];
+    for (const xfp_slot& s : b.slot)
       if (std::memcmp(&s.key, &key, sizeof key) == 0) return s.entry;
+    if (!bucket_full(b)) break;  // settled: not in the second bucket either
+  }
   return ~0u;
 }
 

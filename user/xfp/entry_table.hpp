@@ -2,7 +2,9 @@
 // that user space builds whole and the BPF programs probe inline. Each key
 // sits in one of its two candidate buckets (include/xfp/entry_hash.h), so
 // a lookup reads two buckets at most; placing a key whose buckets are full
-// moves an occupant to its other bucket, and so on. The table is built in
+// moves an occupant to its other bucket, and so on. A key sits in its second
+// bucket only while its first is full, so a miss in a first bucket with a
+// free slot ends the lookup. The table is built in
 // place (in the inactive bank's memory-mapped region): only the buckets a
 // build wrote are cleared before the next one.
 #pragma once
@@ -26,6 +28,10 @@ struct EntryKey {
 // slots per bucket succeeds reliably below about 90%).
 uint32_t entry_table_buckets(uint32_t entries);
 
+// Every slot of `b` holds a key: only then may a settled table hold a key of
+// this first bucket in its second one.
+bool bucket_full(const xfp_bucket& b);
+
 class EntryTable {
  public:
   // `buckets`: the region, a power of two in size; it may hold anything:
@@ -33,8 +39,7 @@ class EntryTable {
   explicit EntryTable(std::span<xfp_bucket> buckets);
 
   // Clears what the previous build wrote, then places every key (keys must
-  // be distinct). Tries a few seeds before giving up with ENOSPC. The seed
-  // used is seed() afterwards.
+  // be distinct). Tries a few seeds before giving up with ENOSPC. The seed used is seed() afterwards.
   Status build(std::span<const EntryKey> keys);
 
   uint64_t seed() const { return seed_; }

@@ -19,6 +19,11 @@ struct xfp_key_words {
 	__u64 w[sizeof(struct xfp_fields) / 8];
 };
 
+/* The bits of a key's last word that hold fields, not the layer and the
+ * tuple or group id (abi.h: they are its top two bytes; BPF is little-endian
+ * here, as the C++ side that writes the keys). */
+#define XFP_KEY_W4_FIELDS 0x0000ffffffffffffull
+
 /* ANDs into *cand the tuples that value `v` of one field can match. */
 static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __u32 span, __u32 off,
 				      __u32 v)
@@ -32,28 +37,69 @@ static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __
 	*cand &= m ? *m : 0;
 }
 
-/* A fixed trip count: a bound read from a map would multiply verifier states. */
-static __always_inline void xfp_merge(struct xfp_match *best, const struct xfp_entry *e)
+/* Takes, per sublayer slot, the lower of the frame's best rank so far and
+ * the row's: a min, written without a branch (a fixed trip count and no
+ * branch: both would multiply the verifier's states in the probe loop).
+ * `use` (0 or 1) says whether the row counts at all, folded in likewise. */
+static __always_inline void xfp_merge_if(__u32 *best, const struct xfp_entry *e, __u64 use)
 {
 	__u32 s;
 
 #pragma unroll
 	for (s = 0; s < XFP_MAX_SUBLAYERS; s++) {
-		const __u32 *src = (const __u32 *)&e->best[s];
-		__u32 *dst = (__u32 *)&best[s];
-		/* All ones when the entry's candidate ranks first. */
-		__u64 take = ((__u64)src[0] - (__u64)dst[0]) >> 63;
+		__u64 r = e->rank[s], b = best[s];
+		/* All ones when the row's rank is lower. */
+		__u64 take = ((r - b) >> 63) & use;
 
 		asm volatile("" : "+r"(take));
-		take = 0 - take;
-		dst[0] = (__u32)((src[0] & take) | (dst[0] & ~take));
-		dst[1] = (__u32)((src[1] & take) | (dst[1] & ~take));
-		dst[2] = (__u32)((src[2] & take) | (dst[2] & ~take));
+		best[s] = (__u32)(b ^ ((b ^ r) & (0 - take)));
+	}
+}
+
+static __always_inline void xfp_merge(__u32 *best, const struct xfp_entry *e)
+{
+	xfp_merge_if(best, e, 1);
+}
+
+/*
+ * Merges the rows a group key leads to (abi.h, struct xfp_entry) whose own
+ * key the frame matches: the probe matched only what the group's tuples
+ * have in common. At most XFP_GROUP_CHAIN rows, unrolled; a row's check is
+ * a tuple-mask lookup and five masked compares, merged without a branch.
+ * `tbase`: the first of this bank's and layer's slots in xfp_tuples_v1.
+ */
+static __always_inline void xfp_merge_chain(__u32 *best, struct xfp_entry *e,
+					    const struct xfp_key_words *fw, __u32 tbase)
+{
+	__u32 i;
+
+#pragma unroll
+	for (i = 0; i < XFP_GROUP_CHAIN; i++) {
+		const struct xfp_key_words *rk, *mw;
+		struct xfp_tuple *tup;
+		__u32 tidx, next;
+		__u64 diff;
+
+		if (!e)
+			return;
+		rk = (const void *)&e->key;
+		tidx = tbase + (e->key.tuple & (XFP_MAX_TUPLES - 1));
+		tup = bpf_map_lookup_elem(&xfp_tuples_v1, &tidx);
+		if (!tup)
+			return;
+		mw = (const void *)&tup->mask;
+		diff = ((fw->w[0] & mw->w[0]) ^ rk->w[0]) | ((fw->w[1] & mw->w[1]) ^ rk->w[1]) |
+		       ((fw->w[2] & mw->w[2]) ^ rk->w[2]) | ((fw->w[3] & mw->w[3]) ^ rk->w[3]) |
+		       (((fw->w[4] & mw->w[4]) ^ rk->w[4]) & XFP_KEY_W4_FIELDS);
+		/* 1 when diff is 0: diff | -diff has its top bit set otherwise. */
+		xfp_merge_if(best, e, ((diff | (0 - diff)) >> 63) ^ 1);
+		next = e->next;
+		e = bpf_map_lookup_elem(&xfp_entries_v3, &next);
 	}
 }
 
 /* Merges the direct table of one small field, if it holds filters. */
-static __always_inline void xfp_direct(struct xfp_match *best, __u32 fields, __u32 field,
+static __always_inline void xfp_direct(__u32 *best, __u32 fields, __u32 field,
 				       __u32 span, __u32 off, __u32 v)
 {
 	__u32 i = span + off + v, id;
@@ -66,7 +112,7 @@ static __always_inline void xfp_direct(struct xfp_match *best, __u32 fields, __u
 	if (!idp || !*idp)
 		return;
 	id = (__u32)*idp - 1;
-	e = bpf_map_lookup_elem(&xfp_entries_v2, &id);
+	e = bpf_map_lookup_elem(&xfp_entries_v3, &id);
 	if (e)
 		xfp_merge(best, e);
 }
@@ -129,7 +175,7 @@ static __always_inline struct xfp_entry *xfp_find_entry(const struct xfp_set_hea
 		if (bk)
 			id = xfp_bucket_find(bk, k);
 	}
-	return bpf_map_lookup_elem(&xfp_entries_v2, &id);
+	return bpf_map_lookup_elem(&xfp_entries_v3, &id);
 }
 
 static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
@@ -297,6 +343,33 @@ __noinline __u64 xfp_flow_handle_xdp(struct xdp_md *ctx, __u32 iface_key)
 	return k ? xfp_flow_handle(&k->flow) : 0;
 }
 
+#define XFP_UNROLLED_GROUPS 4
+
+/* Probes group `t` of the active set with frame fields `f`; `key` is the
+ * caller's scratch (idx: the set's bank and layer). */
+static __always_inline void xfp_probe_group(__u32 *best, const struct xfp_set_header *hdr,
+					    const struct xfp_fields *f, struct xfp_key_words *key, __u32 idx,
+					    __u8 layer, __u32 t)
+{
+	const struct xfp_key_words *fw = (const void *)f;
+	const struct xfp_key_words *mw;
+	struct xfp_tuple *grp;
+	__u32 gidx = idx * XFP_MAX_TUPLES + t;
+
+	grp = bpf_map_lookup_elem(&xfp_groups_v1, &gidx);
+	if (!grp)
+		return;
+	mw = (const void *)&grp->mask;
+	key->w[0] = fw->w[0] & mw->w[0];
+	key->w[1] = fw->w[1] & mw->w[1];
+	key->w[2] = fw->w[2] & mw->w[2];
+	key->w[3] = fw->w[3] & mw->w[3];
+	key->w[4] = fw->w[4] & mw->w[4];
+	((struct xfp_fields *)key)->layer = layer;
+	((struct xfp_fields *)key)->tuple = (__u8)t;
+	xfp_merge_chain(best, xfp_find_entry(hdr, key), fw, idx * XFP_MAX_TUPLES);
+}
+
 /* xsk_index: XFP_XSK_INDEX of the frame's queue, or ~0 where no socket can be. */
 /* ctx: the program's context (struct xdp_md inbound, struct __sk_buff
  * outbound), for the flow functions. */
@@ -311,9 +384,9 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	struct xfp_iface *ifc;
 	struct xfp_fields f;
 	struct xfp_key_words key;
-	struct xfp_match best[XFP_MAX_SUBLAYERS];
+	__u32 best[XFP_MAX_SUBLAYERS]; /* per sublayer slot: the best rank so far */
 	struct xfp_arbitration arb;
-	__u32 bank, ntuples, nsub, t, s, span;
+	__u32 bank, ngroups, nsub, t, s, span;
 	__u64 cand;
 	__u8 verdict;
 
@@ -327,7 +400,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	/* One read of the bank: this frame sees that compiled set only. */
 	bank = *(volatile __u32 *)&cfg->active_bank & 1;
 	idx = bank * XFP_LAYER_COUNT + layer;
-	hdr = bpf_map_lookup_elem(&xfp_hdr_v2, &idx);
+	hdr = bpf_map_lookup_elem(&xfp_hdr_v3, &idx);
 
 	/* Offloaded flows are decided first, before the frame parser: an
 	 * offloaded frame costs its flow key and one hash lookup. An entry
@@ -368,7 +441,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 		lc->c[XFP_CNT_MALFORMED]++;
 	if (!hdr)
 		return;
-	ntuples = hdr->ntuples;
+	ngroups = hdr->ngroups;
 	nsub = hdr->nsublayers;
 	/* The interface's facts cost a hash lookup: only when a filter reads them. */
 	if (hdr->needs_iface) {
@@ -380,10 +453,10 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	}
 
 	for (s = 0; s < XFP_MAX_SUBLAYERS; s++)
-		best[s].rank = XFP_RANK_NONE;
+		best[s] = XFP_RANK_NONE;
 
-	/* Only tuples every small field agrees with can hold a match. */
-	cand = ntuples >= 64 ? ~0ull : (1ull << ntuples) - 1;
+	/* Only groups every small field agrees with can hold a match. */
+	cand = ngroups >= 64 ? ~0ull : (1ull << ngroups) - 1;
 	span = idx * XFP_PRUNE_SPAN;
 	if (hdr->prune_fields) {
 		__u32 pf = hdr->prune_fields;
@@ -409,43 +482,42 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 			   ((f.local_addr_type & 3) << 2) | (f.remote_addr_type & 3));
 	}
 
-	for (t = 0; t < XFP_MAX_TUPLES && t < ntuples; t++) {
-		const struct xfp_key_words *fw = (const void *)&f;
-		const struct xfp_key_words *mw;
-		struct xfp_tuple *tup;
-		struct xfp_entry *e;
-		__u32 tidx = idx * XFP_MAX_TUPLES + t;
-
-		if (!(cand & (1ull << t)))
-			continue;
-		tup = bpf_map_lookup_elem(&xfp_tuples_v1, &tidx);
-		if (!tup)
-			break;
-		mw = (const void *)&tup->mask;
-		key.w[0] = fw->w[0] & mw->w[0];
-		key.w[1] = fw->w[1] & mw->w[1];
-		key.w[2] = fw->w[2] & mw->w[2];
-		key.w[3] = fw->w[3] & mw->w[3];
-		key.w[4] = fw->w[4] & mw->w[4];
-		((struct xfp_fields *)&key)->layer = layer;
-		((struct xfp_fields *)&key)->tuple = (__u8)t;
-		e = xfp_find_entry(hdr, &key);
-		if (e)
-			xfp_merge(best, e);
-	}
+	/* Tuple space, one probe per group of tuples (t: the group id). The
+	 * first XFP_UNROLLED_GROUPS probes are unrolled: most sets have a few
+	 * groups, and straight-line probes ran faster than the loop's. */
+#pragma unroll
+	for (t = 0; t < XFP_UNROLLED_GROUPS; t++)
+		if (t < ngroups && (cand & (1ull << t)))
+			xfp_probe_group(best, hdr, &f, &key, idx, layer, t);
+	for (t = XFP_UNROLLED_GROUPS; t < XFP_MAX_TUPLES && t < ngroups; t++)
+		if (cand & (1ull << t))
+			xfp_probe_group(best, hdr, &f, &key, idx, layer, t);
 
 	xfp_arbitration_init(&arb);
 	for (s = 0; s < XFP_MAX_SUBLAYERS && s < nsub; s++) {
+		struct xfp_match m;
+		struct xfp_rule *rule;
+		__u32 ridx;
 		__u8 action, hard;
 
-		if (best[s].rank == XFP_RANK_NONE)
+		if (best[s] == XFP_RANK_NONE)
 			continue;
-		xfp_count_filter(best[s].slot, wire_len);
-		if ((best[s].flags & XFP_MATCH_CALLOUT) && !d->punt) {
+		/* The winner's rule: how it counts and decides. */
+		ridx = idx * XFP_MAX_FILTERS + (best[s] & (XFP_MAX_FILTERS - 1));
+		rule = bpf_map_lookup_elem(&xfp_rules_v1, &ridx);
+		if (!rule)
+			continue;
+		m.rank = best[s];
+		m.slot = rule->slot;
+		m.action = rule->action;
+		m.flags = rule->flags;
+		m.callout_id = rule->callout_id;
+		xfp_count_filter(m.slot, wire_len);
+		if ((m.flags & XFP_MATCH_CALLOUT) && !d->punt) {
 			/* The first served callout stops the kernel's arbitration;
 			 * the rest runs on as if every callout were unavailable,
 			 * which gives the verdict should the punt fail. */
-			if (xsk_index != ~0u && xfp_callout_served(best[s].callout_id, xsk_index)) {
+			if (xsk_index != ~0u && xfp_callout_served(m.callout_id, xsk_index)) {
 				d->punt = 1;
 				d->meta.magic = XFP_PUNT_MAGIC;
 				d->meta.layer = layer;
@@ -454,17 +526,17 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 					      (arb.hard ? XFP_PUNT_ARB_HARD : 0) |
 					      (arb.vetoed ? XFP_PUNT_ARB_VETOED : 0);
 				d->meta.pad[0] = d->meta.pad[1] = d->meta.pad[2] = 0;
-				d->meta.rank = best[s].rank;
-				d->meta.slot = best[s].slot;
+				d->meta.rank = m.rank;
+				d->meta.slot = m.slot;
 				d->meta.generation = (__u32)hdr->generation;
 				d->meta.iface = iface_key;
 				d->meta.flow = 0; /* see below */
 			}
 		}
-		action = xfp_match_fail_decision(&best[s], &hard);
-		if ((best[s].flags & XFP_MATCH_CALLOUT) && !d->punt)
+		action = xfp_match_fail_decision(&m, &hard);
+		if ((m.flags & XFP_MATCH_CALLOUT) && !d->punt)
 			lc->c[XFP_CNT_CALLOUT_FAIL]++;
-		xfp_arbitration_step(&arb, action, hard, 0, best[s].slot);
+		xfp_arbitration_step(&arb, action, hard, 0, m.slot);
 		if (arb.final)
 			break;
 	}

@@ -18,21 +18,31 @@ struct {
 	__type(value, struct xfp_config);
 } xfp_cfg_v1 SEC(".maps");
 
-/* [bank][layer]: tuple count and sublayer count of the compiled set. */
+/* [bank][layer]: group, tuple and sublayer counts of the compiled set. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT);
 	__type(key, __u32);
 	__type(value, struct xfp_set_header);
-} xfp_hdr_v2 SEC(".maps");
+} xfp_hdr_v3 SEC(".maps");
 
-/* [bank][layer][tuple]: the masks of each condition shape. */
+/* [bank][layer][tuple]: the masks of each condition shape, which a row's
+ * own key is checked under (abi.h, struct xfp_entry). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_MAX_TUPLES);
 	__type(key, __u32);
 	__type(value, struct xfp_tuple);
 } xfp_tuples_v1 SEC(".maps");
+
+/* [bank][layer][group]: the probe masks of tuple space, one per group of
+ * tuples (user/xfp/tuple_groups.hpp). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_MAX_TUPLES);
+	__type(key, __u32);
+	__type(value, struct xfp_tuple);
+} xfp_groups_v1 SEC(".maps");
 
 /*
  * The entry table (abi.h, struct xfp_bucket): [bank][bucket], built whole
@@ -58,9 +68,19 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct xfp_entry);
-} xfp_entries_v2 SEC(".maps");
+} xfp_entries_v3 SEC(".maps");
 
-/* [bank][layer][XFP_PRUNE_SPAN]: tuple masks per field value (abi.h).
+/* [bank][layer][rank]: each rank's rule (abi.h, struct xfp_rule).
+ * Memory-mapped: user space writes a layer's rules with one copy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT * XFP_MAX_FILTERS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xfp_rule);
+} xfp_rules_v1 SEC(".maps");
+
+/* [bank][layer][XFP_PRUNE_SPAN]: group masks per field value (abi.h).
  * Memory-mapped: user space writes a whole span with one copy. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -70,7 +90,7 @@ struct {
 	__type(value, __u64);
 } xfp_prune_v1 SEC(".maps");
 
-/* [bank][layer][XFP_PRUNE_SPAN]: 1 + index in xfp_entries_v2 per
+/* [bank][layer][XFP_PRUNE_SPAN]: 1 + index in xfp_entries_v3 per
  * small-field value, 0 when no filter matches it. u64 because a
  * memory-mapped array spaces its elements 8 bytes apart. */
 struct {

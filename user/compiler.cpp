@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <map>
 #include <set>
@@ -155,7 +156,7 @@ Result<PairsByField> pairs_by_field(const Filter& f) {
   return per_field;
 }
 
-Status add_filter_entries(LayerBuilder& lb, const Filter& f, const xfp_match& m, uint32_t sublayer_slot,
+Status add_filter_entries(LayerBuilder& lb, const Filter& f, uint32_t rank, uint32_t sublayer_slot,
                           const CompileLimits& limits) {
   auto grouped = pairs_by_field(f);
   if (!grouped) return std::move(grouped).error();
@@ -196,10 +197,9 @@ Status add_filter_entries(LayerBuilder& lb, const Filter& f, const xfp_match& m,
     key.layer = static_cast<uint8_t>(f.layer);
     key.tuple = it->second;
     auto [eit, fresh] = lb.entries.try_emplace(to_bytes(key));
-    if (fresh)
-      for (auto& b : eit->second.best) b = xfp_match{XFP_RANK_NONE, 0, 0, 0, 0};
-    xfp_match& cur = eit->second.best[sublayer_slot];
-    if (m.rank < cur.rank) cur = m;
+    if (fresh) std::fill(std::begin(eit->second.rank), std::end(eit->second.rank), XFP_RANK_NONE);
+    uint32_t& cur = eit->second.rank[sublayer_slot];
+    cur = std::min(cur, rank);
     // Advance the odometer.
     size_t d = 0;
     for (; d < dims.size(); ++d) {
@@ -232,7 +232,9 @@ constexpr PruneField kPruneFields[] = {
 // For each value of each small field, the tuples that could match it: a
 // tuple that does not constrain the field, or one with an entry whose masked
 // value equals the frame's value under the tuple's mask. Necessary, not
-// sufficient: pruning only skips tuples that cannot match.
+// sufficient: pruning only skips tuples that cannot match. The kernel probes
+// groups of tuples, so the masks name groups: a group survives while one of
+// its tuples does.
 void build_prune_tables(CompiledLayer& cl) {
   std::vector<uint64_t>& prune = cl.prune;
   prune.assign(XFP_PRUNE_SPAN, 0);
@@ -267,6 +269,22 @@ void build_prune_tables(CompiledLayer& cl) {
       for (uint32_t v = 0; v < pf.domain; ++v)
         if (std::binary_search(values.begin(), values.end(), v & mask)) span[v] |= bit;
     }
+  }
+  for (uint64_t& tuple_bits : prune) {
+    uint64_t group_bits = 0;
+    for (uint64_t b = tuple_bits; b != 0; b &= b - 1)
+      group_bits |= 1ull << cl.grouping.group_of_tuple[std::countr_zero(b)];
+    tuple_bits = group_bits;
+  }
+  // A field whose every value leaves every group standing prunes nothing: a
+  // frame would look its value up for no effect (tuples that constrain it
+  // share groups with tuples that do not).
+  const size_t ngroups = cl.grouping.groups.size();
+  const uint64_t all_groups = ngroups >= 64 ? ~0ull : (1ull << ngroups) - 1;
+  for (const PruneField& pf : kPruneFields) {
+    const uint64_t* span = prune.data() + pf.offset;
+    if (std::all_of(span, span + pf.domain, [&](uint64_t g) { return g == all_groups; }))
+      cl.prune_fields &= static_cast<uint8_t>(~pf.bit);
   }
 }
 
@@ -409,11 +427,8 @@ Result<std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>>> paint_group(
 
 // Builds the direct tables, smallest domains first. Distinct results share
 // the entry table with tuple space (the set's size limit counts both).
-Status build_direct_tables(CompiledLayer& cl,
-                                                const std::vector<std::vector<const Filter*>>& by_group,
-                                                const std::vector<std::vector<uint32_t>>& ranks_of_group,
-                                                const std::vector<xfp_match>& match_of_rank,
-                                                const SlotMap& slots) {
+Status build_direct_tables(CompiledLayer& cl, const std::vector<std::vector<const Filter*>>& by_group,
+                           const std::vector<std::vector<uint32_t>>& ranks_of_group, const SlotMap& slots) {
   using Ranks = std::array<uint32_t, XFP_MAX_SUBLAYERS>;
   cl.direct_map.assign(XFP_PRUNE_SPAN, 0);
   cl.direct_results.assign(1, xfp_entry{});
@@ -437,8 +452,8 @@ Status build_direct_tables(CompiledLayer& cl,
     for (const Ranks& r : fresh) {
       result_ids.emplace(r, static_cast<uint32_t>(cl.direct_results.size()));
       xfp_entry e{};
-      for (uint32_t s = 0; s < XFP_MAX_SUBLAYERS; ++s)
-        e.best[s] = r[s] == XFP_RANK_NONE ? xfp_match{XFP_RANK_NONE, 0, 0, 0, 0} : match_of_rank[r[s]];
+      e.next = XFP_ROW_NONE;  // reached by value, not by key
+      std::copy(r.begin(), r.end(), e.rank);
       cl.direct_results.push_back(e);
     }
     for (uint32_t v = 0; v < g.domain; ++v)
@@ -499,36 +514,37 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits, c
       return a->weight != b->weight ? a->weight > b->weight : a->id < b->id;
     });
     LayerBuilder lb;
-    std::vector<xfp_match> match_of_rank;
     std::vector<std::vector<const Filter*>> direct(std::size(kDirectGroups));
     std::vector<std::vector<uint32_t>> direct_ranks(std::size(kDirectGroups));
     for (size_t rank = 0; rank < active.size(); ++rank) {
       const Filter& f = *active[rank];
       uint16_t cid = is_callout(f.action) && callout_id ? callout_id(f.callout) : 0;
       xfp_match m = make_match(f, static_cast<uint32_t>(rank), set.slot_of(f.id).value_or(0), cid);
-      match_of_rank.push_back(m);
+      cl.match_of_rank.push_back(m);
       cl.filter_of_rank.push_back(f.id);
       if (int g = direct_group_of(f); g >= 0) {
         direct[g].push_back(&f);
         direct_ranks[g].push_back(static_cast<uint32_t>(rank));
         continue;
       }
-      XFP_TRY(add_filter_entries(lb, f, m, slots.of(f), limits));
+      XFP_TRY(add_filter_entries(lb, f, m.rank, slots.of(f), limits));
       if (lb.entries.size() > limits.max_entries)
         return make_error(E2BIG, fmt::format("the compiled set needs more than {} table entries "
                                              "(raise the daemon's --max-entries)",
                                              limits.max_entries));
     }
-    cl.match_of_rank = match_of_rank;
-    XFP_TRY(build_direct_tables(cl, direct, direct_ranks, match_of_rank, slots));
+    XFP_TRY(build_direct_tables(cl, direct, direct_ranks, slots));
     cl.tuples = std::move(lb.tuples);
     cl.entries.reserve(lb.entries.size());
     for (auto& [kb, entry] : lb.entries) {
       CompiledEntry ce;
       std::memcpy(&ce.key, kb.data(), sizeof ce.key);
       ce.value = entry;
+      ce.value.key = ce.key;
+      ce.value.next = XFP_ROW_NONE;
       cl.entries.push_back(ce);
     }
+    cl.grouping = group_tuples(cl.tuples, cl.entries);
     build_prune_tables(cl);
   }
   if (out.entry_count() > limits.max_entries)

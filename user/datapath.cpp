@@ -22,12 +22,14 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "xfp/entry_table.hpp"
+#include "xfp/fields_key.hpp"
 #include "xfp_bpf.skel.h"
 
 namespace xfp {
@@ -203,8 +205,10 @@ struct Datapath::Impl {
   size_t prune_bytes = 0;
   uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v2
   size_t dmap_bytes = 0;
-  xfp_entry* entries = nullptr;  // mmap of xfp_entries_v2: [bank][bank_entries]
+  xfp_entry* entries = nullptr;  // mmap of xfp_entries_v3: [bank][bank_entries]
   size_t entries_bytes = 0;
+  xfp_rule* rules = nullptr;  // mmap of xfp_rules_v1: [bank][layer][XFP_MAX_FILTERS]
+  size_t rules_bytes = 0;
   xfp_bucket* buckets = nullptr;  // mmap of xfp_buckets_v2: [bank][bank_buckets]
   size_t buckets_bytes = 0;
   uint32_t bank_entries = 0;
@@ -218,6 +222,7 @@ struct Datapath::Impl {
     if (prune) munmap(prune, prune_bytes);
     if (dmap) munmap(dmap, dmap_bytes);
     if (entries) munmap(entries, entries_bytes);
+    if (rules) munmap(rules, rules_bytes);
     if (buckets) munmap(buckets, buckets_bytes);
     if (skel) xfp_bpf__destroy(skel);
   }
@@ -249,7 +254,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
                                           opts.max_entries, XFP_BANKS));
   impl->bank_entries = opts.set_capacity();
   impl->bank_buckets = entry_table_buckets(impl->bank_entries);
-  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v2, impl->bank_entries * XFP_BANKS) != 0 ||
+  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v3, impl->bank_entries * XFP_BANKS) != 0 ||
       bpf_map__set_max_entries(impl->skel->maps.xfp_buckets_v2, impl->bank_buckets * XFP_BANKS) != 0)
     return errno_error("sizing the entry table");
   if (opts.max_offloads == 0) return make_error(EINVAL, "the flow offload map needs at least one entry");
@@ -267,12 +272,13 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   impl->prune = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_prune_v1, sizeof(uint64_t), impl->prune_bytes));
   impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v2, sizeof(uint64_t), impl->dmap_bytes));
   impl->entries =
-      static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v2, sizeof(xfp_entry), impl->entries_bytes));
+      static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v3, sizeof(xfp_entry), impl->entries_bytes));
   impl->buckets =
       static_cast<xfp_bucket*>(map_array(impl->skel->maps.xfp_buckets_v2, sizeof(xfp_bucket), impl->buckets_bytes));
+  impl->rules = static_cast<xfp_rule*>(map_array(impl->skel->maps.xfp_rules_v1, sizeof(xfp_rule), impl->rules_bytes));
   impl->xsk_load = static_cast<xfp_xsk_load*>(
       map_array(impl->skel->maps.xfp_xsk_load_v1, sizeof(xfp_xsk_load), impl->xsk_load_bytes));
-  if (!impl->prune || !impl->dmap || !impl->entries || !impl->buckets || !impl->xsk_load)
+  if (!impl->prune || !impl->dmap || !impl->entries || !impl->buckets || !impl->rules || !impl->xsk_load)
     return errno_error("mapping the fast path's tables");
   for (uint32_t b = 0; b < XFP_BANKS; ++b)
     impl->tables[b] = std::make_unique<EntryTable>(
@@ -285,7 +291,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   for (uint32_t i = 0; i < XFP_BANKS * XFP_LAYER_COUNT; ++i) {
     xfp_set_header h{};
     h.default_action = XFP_ACTION_PERMIT;
-    if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_hdr_v2), &i, &h, BPF_ANY) != 0)
+    if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_hdr_v3), &i, &h, BPF_ANY) != 0)
       return errno_error("initialising the set headers");
   }
   return std::unique_ptr<Datapath>(new Datapath(std::move(impl)));
@@ -683,11 +689,17 @@ std::vector<Attachment> Datapath::attachments() const {
 Status Datapath::install(const CompiledSet& set) {
   const uint32_t bank = impl_->active_bank ^ 1;
   const int tuples_fd = impl_->map_fd(impl_->skel->maps.xfp_tuples_v1);
-  const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v2);
+  const int groups_fd = impl_->map_fd(impl_->skel->maps.xfp_groups_v1);
+  const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v3);
   for (const CompiledLayer& cl : set.layers)
-    if ((!cl.tuples.empty() && cl.prune.size() != XFP_PRUNE_SPAN) ||
+    if ((!cl.tuples.empty() && (cl.prune.size() != XFP_PRUNE_SPAN ||
+                                cl.grouping.group_of_tuple.size() != cl.tuples.size())) ||
         (cl.direct_fields && (cl.direct_map.size() != XFP_PRUNE_SPAN || cl.direct_results.empty())))
       return make_error(EINVAL, "compiled set without its tables (not made by compile())");
+  for (const CompiledLayer& cl : set.layers)
+    if (cl.match_of_rank.size() > XFP_MAX_FILTERS)
+      return make_error(E2BIG, fmt::format("a layer of the set has {} filters; the fast path ranks at most {}",
+                                           cl.match_of_rank.size(), XFP_MAX_FILTERS));
   if (set.entry_count() > impl_->bank_entries)
     return make_error(ENOSPC, fmt::format("the filter set needs {} table entries; the fast path holds {} per set "
                                           "(raise the daemon's --max-entries)",
@@ -699,7 +711,8 @@ Status Datapath::install(const CompiledSet& set) {
   }
   // 1. Fill the inactive bank in place: its rows (tuple-space entries, then
   // direct results, layer by layer), the entry table over the tuple-space
-  // keys, and the direct maps, which name rows by absolute index + 1.
+  // group keys (each leads to the first of the rows that share it, linked by
+  // `next`), and the direct maps, which name rows by absolute index + 1.
   const uint32_t row_base = bank * impl_->bank_entries;
   xfp_entry* rows = impl_->entries + row_base;
   uint32_t nrows = 0;
@@ -707,9 +720,21 @@ Status Datapath::install(const CompiledSet& set) {
   keys.reserve(set.layers[0].entries.size() + set.layers[1].entries.size());
   for (uint32_t l = 0; l < XFP_LAYER_COUNT; ++l) {
     const CompiledLayer& cl = set.layers[l];
+    std::unordered_map<FieldsKey, size_t, FieldsKeyHash> key_of_group_key;  // group key -> index in keys
     for (const CompiledEntry& e : cl.entries) {
+      if (e.key.tuple >= cl.grouping.group_of_tuple.size())
+        return make_error(EINVAL, "compiled set with an entry of an unknown tuple");
+      const uint8_t g = cl.grouping.group_of_tuple[e.key.tuple];
+      const xfp_fields gk = group_key(e.key, cl.grouping.groups[g], g);
       rows[nrows] = e.value;
-      keys.push_back(EntryKey{e.key, row_base + nrows});
+      rows[nrows].next = XFP_ROW_NONE;
+      auto [it, fresh] = key_of_group_key.try_emplace(fields_key(gk), keys.size());
+      if (fresh) {
+        keys.push_back(EntryKey{gk, row_base + nrows});
+      } else {  // push the row in front of the key's chain
+        rows[nrows].next = keys[it->second].entry;
+        keys[it->second].entry = row_base + nrows;
+      }
       ++nrows;
     }
     if (!cl.direct_fields) continue;
@@ -730,6 +755,16 @@ Status Datapath::install(const CompiledSet& set) {
       if (bpf_map_update_elem(tuples_fd, &idx, &cl.tuples[t], BPF_ANY) != 0)
         return errno_error("writing the tuple table");
     }
+    for (uint32_t g = 0; g < cl.grouping.groups.size(); ++g) {
+      uint32_t idx = (bank * XFP_LAYER_COUNT + l) * XFP_MAX_TUPLES + g;
+      const xfp_tuple mask{cl.grouping.groups[g].mask};
+      if (bpf_map_update_elem(groups_fd, &idx, &mask, BPF_ANY) != 0) return errno_error("writing the group table");
+    }
+    xfp_rule* rules = impl_->rules + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_MAX_FILTERS;
+    for (size_t rank = 0; rank < cl.match_of_rank.size(); ++rank) {
+      const xfp_match& m = cl.match_of_rank[rank];
+      rules[rank] = xfp_rule{m.slot, m.action, m.flags, m.callout_id};
+    }
     if (cl.prune.size() == XFP_PRUNE_SPAN)
       std::memcpy(impl_->prune + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN,
                   cl.prune.data(), XFP_PRUNE_SPAN * sizeof(uint64_t));
@@ -738,6 +773,7 @@ Status Datapath::install(const CompiledSet& set) {
     h.prune_fields = cl.prune_fields;
     h.needs_iface = cl.needs_iface ? 1 : 0;
     h.ntuples = static_cast<uint32_t>(cl.tuples.size());
+    h.ngroups = static_cast<uint32_t>(cl.grouping.groups.size());
     h.nsublayers = cl.nsublayers;
     h.generation = generation_ + 1;
     h.default_action = set.default_action[l];

@@ -214,6 +214,7 @@ struct Config {
   size_t entries = 0;  // inbound layer
   long direct = -1;    // filters in direct tables (-1: compiler without them)
   size_t tuples = 0;
+  size_t groups = 0;   // probes: groups of tuples (tuple_groups.hpp)
   std::map<std::string, size_t> tuples_by_fields;
   double build_ms = 0, compile_ms = 0, install_ms = 0, reinstall_ms = 0;
   std::unique_ptr<xfp::Datapath> dp;
@@ -288,6 +289,7 @@ xfp::Result<xfp::CompiledSet> build_config(Config& c, size_t n, uint64_t seed, c
   c.compile_ms = ms_since(t0);
   c.entries = compiled->layers[XFP_LAYER_INBOUND].entries.size();
   c.tuples = compiled->layers[XFP_LAYER_INBOUND].tuples.size();
+  c.groups = compiled->layers[XFP_LAYER_INBOUND].grouping.groups.size();
   c.direct = direct_filters_of(compiled->layers[XFP_LAYER_INBOUND], 0);
   XFP_TRY(install_timed(c, *compiled, dopts));
   return std::move(*compiled);
@@ -425,8 +427,8 @@ int main(int argc, char** argv) {
       fprintf(out, "\nxfp-bench-classifier: %s\n", compiled.error().message.c_str());
       return 1;
     }
-    fprintf(out, " build %.1f ms, compile %.1f ms, install %.1f ms, %zu entries, %zu tuples%s\n", c.build_ms,
-            c.compile_ms, c.install_ms, c.entries, c.tuples,
+    fprintf(out, " build %.1f ms, compile %.1f ms, install %.1f ms, %zu entries, %zu tuples in %zu probe groups%s\n",
+            c.build_ms, c.compile_ms, c.install_ms, c.entries, c.tuples, c.groups,
             c.direct < 0 ? "" : fmt::format(", {} filters in direct tables", c.direct).c_str());
     {
       // Tuples per combination of fields (prefix lengths and flag bits aside).
@@ -463,6 +465,7 @@ int main(int argc, char** argv) {
     c.filters = 0;
     c.entries = set.layers[XFP_LAYER_INBOUND].entries.size();
     c.tuples = set.layers[XFP_LAYER_INBOUND].tuples.size();
+    c.groups = set.layers[XFP_LAYER_INBOUND].grouping.groups.size();
     c.direct = direct_filters_of(set.layers[XFP_LAYER_INBOUND], 0);
     auto st = install_timed(c, set, dopts);
     if (!st) {

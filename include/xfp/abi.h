@@ -20,10 +20,11 @@
 #include <stddef.h>
 #endif
 
-#define XFP_ABI_VERSION 2
+#define XFP_ABI_VERSION 3
 
 /* Limits of the compiled filter set. */
-#define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer */
+#define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer (and probe groups) */
+#define XFP_GROUP_CHAIN 4     /* rows one group key leads to, at most (struct xfp_entry) */
 #define XFP_MAX_SUBLAYERS 8   /* sublayers that hold filters, per layer */
 #define XFP_MAX_FILTERS 262144 /* counter slots, one per installed filter */
 #define XFP_BANKS 2           /* double-buffered compiled sets */
@@ -33,10 +34,11 @@
 #define XFP_MAX_ATTACHMENTS 256 /* attachment keys are 1..255 */
 
 /*
- * Tuple pruning: for every value of the small fields, the bitmask of the
- * tuples an entry of which could match that value (one u64 per value, bit t
- * = tuple t). A frame looks up only the tuples that survive the AND of its
- * fields' masks. Layout of one [bank][layer] span of xfp_prune_v1:
+ * Pruning: for every value of the small fields, the bitmask of the probe
+ * groups (of tuples, struct xfp_entry) an entry of which could match that
+ * value (one u64 per value, bit g = group g). A frame probes only the groups
+ * that survive the AND of its fields' masks. Layout of one [bank][layer]
+ * span of xfp_prune_v1:
  */
 #define XFP_PRUNE_ETHERTYPE 0           /* 65536 values */
 #define XFP_PRUNE_FRAME_LEN 65536       /* 65536 values */
@@ -49,7 +51,7 @@
 /*
  * Direct tables: filters whose conditions all sit on one of the small fields
  * above skip tuple space. For each value, xfp_dmap_v2 (same layout as the
- * prune table) holds 1 + the index in xfp_entries_v2 of the per-sublayer
+ * prune table) holds 1 + the index in xfp_entries_v3 of the per-sublayer
  * best matches for that value, or 0 when no filter matches it.
  */
 enum xfp_direct_field {
@@ -109,7 +111,8 @@ enum xfp_addr_type {
 
 /*
  * The classification fields of one frame, and also the key of the
- * entry table (fields AND tuple mask, then layer and tuple id set).
+ * entry table (fields AND group mask, then layer and group id set) and of a
+ * row (fields AND tuple mask, then layer and tuple id set).
  * Multi-byte integers are host order so that ranges compile to prefixes;
  * MACs are wire order. Size is a multiple of 8 so masking is 5 u64 ANDs.
  */
@@ -142,7 +145,21 @@ enum xfp_match_flag {
 	XFP_MATCH_FAIL_OPEN = 1u << 2, /* PERMIT_IF_CALLOUT_UNREGISTERED */
 };
 
-/* The highest-priority filter of one sublayer for one key. */
+/*
+ * What the kernel needs of the filter of one rank, to count it and to
+ * arbitrate: xfp_rules_v1[bank][layer][rank]. Rows hold ranks only (the
+ * merge of a frame's rows is then one min per sublayer); the winners' rules
+ * are read once, at arbitration.
+ */
+struct xfp_rule {
+	__u32 slot;       /* counter slot of the filter */
+	__u8 action;      /* enum xfp_action */
+	__u8 flags;       /* enum xfp_match_flag */
+	__u16 callout_id;
+};
+
+/* The highest-priority filter of one sublayer for one key: its rank and
+ * rule, as arbitration sees it (include/xfp/arbitration.h). */
 struct xfp_match {
 	__u32 rank; /* priority in the compiled set, lower first; NONE = empty */
 	__u32 slot; /* counter slot of the filter */
@@ -151,13 +168,26 @@ struct xfp_match {
 	__u16 callout_id;
 };
 
-/* The matches of one key: one candidate per sublayer slot (xfp_entries_v2). */
+/*
+ * A row of xfp_entries_v3: the matches of one key, one candidate rank per
+ * sublayer slot (its rule in xfp_rules_v1). Tuple space probes by group (user/xfp/tuple_groups.hpp):
+ * tuples whose masks nest share one probe, keyed by the common part of their
+ * masks (a group's mask, in xfp_groups_v1). The group key leads to the
+ * first of at most XFP_GROUP_CHAIN rows, linked by `next`; a row's matches
+ * count only if the frame, under the mask of the row's own tuple
+ * (xfp_tuples_v1[key.tuple]), equals `key`. Rows of the direct tables are
+ * reached by value: their key and next are unused (zero and ~0).
+ */
+#define XFP_ROW_NONE 0xffffffffu
 struct xfp_entry {
-	struct xfp_match best[XFP_MAX_SUBLAYERS];
+	struct xfp_fields key; /* masked with its tuple's mask; layer and tuple id set */
+	__u32 next;            /* next row of the same group key, XFP_ROW_NONE at the end */
+	__u32 pad;
+	__u32 rank[XFP_MAX_SUBLAYERS]; /* per sublayer slot: the best filter's rank, or XFP_RANK_NONE */
 };
 
 /*
- * The entry table: tuple space's masked keys -> index in xfp_entries_v2.
+ * The entry table: tuple space's group keys -> index in xfp_entries_v3.
  * User space builds it whole for a bank (a cuckoo hash: every key sits in
  * one of its two candidate buckets, so a lookup reads two buckets at most)
  * in an array map that the BPF programs probe inline: the kernel's hash
@@ -165,13 +195,13 @@ struct xfp_entry {
  * the machines measured (docs/ARCHITECTURE.md). Both layers of a bank share
  * the bank's region of buckets; xfp_fields.layer tells their keys apart.
  * include/xfp/entry_hash.h is the one hash both sides compute. A free slot
- * has key.tuple == XFP_SLOT_FREE, which no tuple id reaches.
+ * has key.tuple == XFP_SLOT_FREE, which no group id reaches.
  */
 #define XFP_BUCKET_SLOTS 2
 #define XFP_SLOT_FREE 0xff
 struct xfp_slot {
-	struct xfp_fields key; /* masked fields, layer and tuple id */
-	__u32 entry;           /* index in xfp_entries_v2 */
+	struct xfp_fields key; /* fields masked with the group's mask, layer and group id (in .tuple) */
+	__u32 entry;           /* index in xfp_entries_v3: the key's first row */
 	__u32 pad;
 };
 
@@ -181,7 +211,7 @@ struct xfp_bucket {
 
 /* Per-bank, per-layer header of a compiled set. */
 struct xfp_set_header {
-	__u32 ntuples;
+	__u32 ngroups;        /* probe groups of tuple space (masks in xfp_groups_v1) */
 	__u32 nsublayers;
 	__u64 generation;     /* transaction number, shown in status */
 	__u8 default_action;  /* enum xfp_action when no filter decides */
@@ -190,7 +220,7 @@ struct xfp_set_header {
 	__u8 needs_iface;     /* some filter reads interface MAC or compartment */
 	__u32 bucket_mask;    /* buckets in the bank's region - 1 (a power of two - 1) */
 	__u32 bucket_base;    /* index in xfp_buckets_v2 of the bank's first bucket */
-	__u32 pad;
+	__u32 ntuples;        /* condition shapes (masks in xfp_tuples_v1), for the rows' checks */
 	__u64 hash_seed;      /* xfp_entry_hash() seed the bank's table was built with */
 };
 
@@ -434,7 +464,9 @@ XFP_STATIC_ASSERT(sizeof(struct xfp_fields) == 40, "xfp_fields layout");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, ethertype) == 26, "ethertype offset");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, layer) == 38, "layer offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_match) == 12, "xfp_match layout");
-XFP_STATIC_ASSERT(sizeof(struct xfp_entry) == 12 * XFP_MAX_SUBLAYERS, "xfp_entry layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_entry) == 48 + 4 * XFP_MAX_SUBLAYERS, "xfp_entry layout");
+XFP_STATIC_ASSERT(sizeof(struct xfp_rule) == 8, "xfp_rule layout: mmapable arrays stride 8 bytes");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_entry, next) == 40, "xfp_entry next offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 40, "xfp_set_header layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_slot) == 48, "xfp_slot layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_bucket) == 48 * XFP_BUCKET_SLOTS, "xfp_bucket layout");

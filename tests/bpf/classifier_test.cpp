@@ -85,6 +85,7 @@ class ClassifierTest : public ::testing::Test {
     }
     auto compiled = compile(set_);
     ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+    inbound_groups_ = compiled->layers[XFP_LAYER_INBOUND].grouping.groups.size();
     Status s = datapath_->install(*compiled);
     ASSERT_TRUE(s.ok()) << s.error().message;
   }
@@ -113,6 +114,7 @@ class ClassifierTest : public ::testing::Test {
 
   static Datapath* datapath_;
   FilterSet set_;
+  size_t inbound_groups_ = 0;  // probe groups of the last install's inbound layer
 };
 
 Datapath* ClassifierTest::datapath_ = nullptr;
@@ -503,6 +505,46 @@ TEST_F(ClassifierTest, ManyFiltersStillClassifyExactly) {
   install(filters);
   EXPECT_EQ(run_inbound(base().src(Mac{0x02, 0xaa, 0, 0, 0x4e, 0x1f}).build()), Verdict::Block);  // i = 19999
   EXPECT_EQ(run_inbound(base().src(Mac{0x02, 0xaa, 0, 0, 0x4e, 0x20}).build()), Verdict::Permit);  // i = 20000
+}
+
+// Tuple groups (user/xfp/tuple_groups.hpp): "remote MAC" and "remote MAC and
+// EtherType" are probed together, keyed by the MAC; the key leads to every
+// row of that MAC, and only the rows whose own key the frame matches count.
+// A frame from kRemote with an EtherType no filter names must see the MAC
+// filter's block, not the permits of the rows it shares the key with.
+TEST_F(ClassifierTest, GroupedTuplesCountOnlyTheRowsTheFrameMatches) {
+  using namespace test::ethertype;
+  constexpr uint64_t kSecondMac = 0x025e20000002ull;
+  const Mac second{0x02, 0x5e, 0x20, 0x00, 0x00, 0x02};
+  install({filter(Action::Block, {cond(Field::RemoteMac, Match::Equal, kRemoteMac)}),
+           filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kRemoteMac), cond(Field::EtherType, Match::Equal, kArp)}, 10),
+           filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kRemoteMac), cond(Field::EtherType, Match::Equal, kIpv6)}, 10),
+           filter(Action::Block, {cond(Field::RemoteMac, Match::Equal, kSecondMac), cond(Field::EtherType, Match::Equal, kLldp)})});
+  ASSERT_EQ(inbound_groups_, 1u) << "the two shapes nest under the remote MAC: one probe";
+  EXPECT_EQ(run_inbound(base().ethertype(kArp).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().ethertype(kIpv6).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(ipv4_base().ipv4().build()), Verdict::Block);  // only the MAC's own row
+  EXPECT_EQ(run_inbound(base().ethertype(kLldp).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().src(second).ethertype(kLldp).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().src(second).ethertype(kArp).build()), Verdict::Permit);  // key found, row not
+  EXPECT_EQ(run_inbound(base().src(kOther).ethertype(kLldp).build()), Verdict::Permit);
+  EXPECT_EQ(counters_of(1).frames, 2u);  // the MAC filter: IPv4 and LLDP from kRemote
+  EXPECT_EQ(counters_of(4).frames, 1u);
+}
+
+// One MAC in more rows than a group key may lead to (XFP_GROUP_CHAIN): the
+// shapes get a probe each, and every row still decides its own frames.
+TEST_F(ClassifierTest, AKeyWithMoreRowsThanAChainHoldsKeepsItsOwnProbes) {
+  std::vector<Filter> filters{filter(Action::Block, {cond(Field::RemoteMac, Match::Equal, kRemoteMac)})};
+  for (uint64_t e = 0; e < XFP_GROUP_CHAIN; ++e)
+    filters.push_back(filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kRemoteMac),
+                                              cond(Field::EtherType, Match::Equal, 0x9000 + e)}, 10));
+  install(filters);
+  ASSERT_EQ(inbound_groups_, 2u);
+  for (uint16_t e = 0; e < XFP_GROUP_CHAIN; ++e)
+    EXPECT_EQ(run_inbound(base().ethertype(static_cast<uint16_t>(0x9000 + e)).build()), Verdict::Permit) << e;
+  EXPECT_EQ(run_inbound(base().ethertype(0x9000 + XFP_GROUP_CHAIN).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().src(kOther).ethertype(0x9000).build()), Verdict::Permit);
 }
 
 // The entry table at scale (user/entry_table.cpp builds it, the BPF probe

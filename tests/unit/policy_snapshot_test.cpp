@@ -43,11 +43,10 @@ xfp_fields fields_with(Field f, uint64_t v) {
 uint8_t kernel_model_verdict(const CompiledSet& cs, Layer layer, const xfp_fields& f) {
   const int l = static_cast<int>(layer);
   const CompiledLayer& cl = cs.layers[l];
-  xfp_match best[XFP_MAX_SUBLAYERS];
-  for (auto& b : best) b.rank = XFP_RANK_NONE;
+  uint32_t best[XFP_MAX_SUBLAYERS];
+  for (auto& b : best) b = XFP_RANK_NONE;
   auto merge = [&](const xfp_entry& e) {
-    for (int s = 0; s < XFP_MAX_SUBLAYERS; ++s)
-      if (e.best[s].rank < best[s].rank) best[s] = e.best[s];
+    for (int s = 0; s < XFP_MAX_SUBLAYERS; ++s) best[s] = std::min(best[s], e.rank[s]);
   };
   struct Direct {
     uint8_t bit;
@@ -82,10 +81,11 @@ uint8_t kernel_model_verdict(const CompiledSet& cs, Layer layer, const xfp_field
   xfp_arbitration arb;
   xfp_arbitration_init(&arb);
   for (uint32_t s = 0; s < cl.nsublayers && s < XFP_MAX_SUBLAYERS; ++s) {
-    if (best[s].rank == XFP_RANK_NONE) continue;
+    if (best[s] == XFP_RANK_NONE) continue;
+    const xfp_match& m = cl.match_of_rank.at(best[s]);  // the rule the kernel reads for the rank
     uint8_t hard = 0;
-    const uint8_t action = xfp_match_fail_decision(&best[s], &hard);
-    xfp_arbitration_step(&arb, action, hard, 0, best[s].slot);
+    const uint8_t action = xfp_match_fail_decision(&m, &hard);
+    xfp_arbitration_step(&arb, action, hard, 0, m.slot);
     if (arb.final) break;
   }
   if (arb.action == XFP_ACTION_NONE)

@@ -3,7 +3,8 @@
 // inequalities expand into prefixes, any-set flags into one bit each); a
 // filter becomes the cross product of its fields' pairs; pairs that share a
 // mask combination share a tuple. Entries with the same masked key keep, per
-// sublayer, the highest-priority filter.
+// sublayer, the rank of the highest-priority filter. Tuples whose masks nest are then
+// grouped so that the kernel probes them with one hash (tuple_groups.hpp).
 #pragma once
 
 #include <cstdint>
@@ -14,22 +15,24 @@
 #include "xfp/abi.h"
 #include "xfp/filter_set.hpp"
 #include "xfp/result.hpp"
+#include "xfp/tuple_groups.hpp"
 
 namespace xfp {
 
 struct CompiledEntry {
-  xfp_fields key;   // masked; key.tuple holds the tuple id without the bank bit
-  xfp_entry value;
+  xfp_fields key;   // masked with its tuple's mask; key.tuple holds the tuple id
+  xfp_entry value;  // value.key == key; value.next is linked at install
 };
 
 struct CompiledLayer {
   std::vector<xfp_tuple> tuples;
   std::vector<CompiledEntry> entries;
+  TupleGrouping grouping;  // the kernel's probes over the tuples
   uint32_t nsublayers = 0;
   std::vector<std::string> sublayer_order;  // slot -> sublayer name (an inspection callout's shadow slot repeats it)
   std::vector<uint64_t> filter_of_rank;     // rank -> filter id
-  std::vector<xfp_match> match_of_rank;     // rank -> the match the tables hold for it
-  std::vector<uint64_t> prune;  // XFP_PRUNE_SPAN tuple masks (abi.h)
+  std::vector<xfp_match> match_of_rank;     // rank -> its rule (the kernel's xfp_rules_v1 holds all but the rank)
+  std::vector<uint64_t> prune;  // XFP_PRUNE_SPAN group masks (abi.h)
   uint8_t prune_fields = 0;     // enum xfp_direct_field: fields some tuple constrains
   bool needs_iface = false;     // a tuple reads interface MAC or compartment
   // Direct tables (abi.h): filters on one small field only.

@@ -50,7 +50,8 @@ struct FilterCounters {
 
 struct DatapathOptions {
   // Rows of the entry table, both banks (each compiled set may use half):
-  // tuple-space entries plus direct results. About 200 bytes each, allocated
+  // tuple-space entries plus direct results. About 240 bytes each (a 144-byte
+  // row and its share of the entry table's buckets), allocated
   // at load.
   uint32_t max_entries = 1u << 18;
   uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)

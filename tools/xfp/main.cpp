@@ -96,7 +96,7 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
   daemon->add_option("--max-entries", dopts.max_entries,
                      "rows of the kernel's filter tables, for the running set and the one being installed: a "
                      "set may use half (a filter takes one row, or several when its ranges expand into "
-                     "prefixes). Allocated at start-up, about 240 bytes a row")
+                     "prefixes). Allocated at start-up: about 180 bytes a row, plus 8 MB")
       ->capture_default_str()
       ->check(CLI::Range(2u, 1u << 24));
   daemon->add_flag("--reset-state", dopts.reset_state,

@@ -50,9 +50,9 @@ struct FilterCounters {
 
 struct DatapathOptions {
   // Rows of the entry table, both banks (each compiled set may use half):
-  // tuple-space entries plus direct results. About 240 bytes each (a 144-byte
-  // row and its share of the entry table's buckets), allocated
-  // at load.
+  // tuple-space entries plus direct results. About 180 bytes each (an 80-byte
+  // row and its share of the entry table's buckets), allocated at load, plus
+  // 8 MB of rules (xfp_rules_v1) whatever the size.
   uint32_t max_entries = 1u << 18;
   uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)
 

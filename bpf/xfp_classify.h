@@ -78,21 +78,27 @@ static __always_inline void xfp_merge_chain(__u32 *best, struct xfp_entry *e,
 		const struct xfp_key_words *rk, *mw;
 		struct xfp_tuple *tup;
 		__u32 tidx, next;
-		__u64 diff;
+		__u64 diff, use;
 
 		if (!e)
 			return;
-		rk = (const void *)&e->key;
-		tidx = tbase + (e->key.tuple & (XFP_MAX_TUPLES - 1));
-		tup = bpf_map_lookup_elem(&xfp_tuples_v1, &tidx);
-		if (!tup)
-			return;
-		mw = (const void *)&tup->mask;
-		diff = ((fw->w[0] & mw->w[0]) ^ rk->w[0]) | ((fw->w[1] & mw->w[1]) ^ rk->w[1]) |
-		       ((fw->w[2] & mw->w[2]) ^ rk->w[2]) | ((fw->w[3] & mw->w[3]) ^ rk->w[3]) |
-		       (((fw->w[4] & mw->w[4]) ^ rk->w[4]) & XFP_KEY_W4_FIELDS);
-		/* 1 when diff is 0: diff | -diff has its top bit set otherwise. */
-		xfp_merge_if(best, e, ((diff | (0 - diff)) >> 63) ^ 1);
+		use = 1;
+		/* A row of a tuple whose mask is the group's matched with the
+		 * probe: only the others pay for the mask and the compares. */
+		if (!(e->flags & XFP_ROW_EXACT)) {
+			rk = (const void *)&e->key;
+			tidx = tbase + (e->key.tuple & (XFP_MAX_TUPLES - 1));
+			tup = bpf_map_lookup_elem(&xfp_tuples_v1, &tidx);
+			if (!tup)
+				return;
+			mw = (const void *)&tup->mask;
+			diff = ((fw->w[0] & mw->w[0]) ^ rk->w[0]) | ((fw->w[1] & mw->w[1]) ^ rk->w[1]) |
+			       ((fw->w[2] & mw->w[2]) ^ rk->w[2]) | ((fw->w[3] & mw->w[3]) ^ rk->w[3]) |
+			       (((fw->w[4] & mw->w[4]) ^ rk->w[4]) & XFP_KEY_W4_FIELDS);
+			/* 1 when diff is 0: diff | -diff has its top bit set otherwise. */
+			use = ((diff | (0 - diff)) >> 63) ^ 1;
+		}
+		xfp_merge_if(best, e, use);
 		next = e->next;
 		e = bpf_map_lookup_elem(&xfp_entries_v3, &next);
 	}

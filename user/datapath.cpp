@@ -728,6 +728,9 @@ Status Datapath::install(const CompiledSet& set) {
       const xfp_fields gk = group_key(e.key, cl.grouping.groups[g], g);
       rows[nrows] = e.value;
       rows[nrows].next = XFP_ROW_NONE;
+      rows[nrows].flags = std::memcmp(&cl.tuples[e.key.tuple].mask, &cl.grouping.groups[g].mask, sizeof(xfp_fields)) == 0
+                              ? XFP_ROW_EXACT
+                              : 0;
       auto [it, fresh] = key_of_group_key.try_emplace(fields_key(gk), keys.size());
       if (fresh) {
         keys.push_back(EntryKey{gk, row_base + nrows});

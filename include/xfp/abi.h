@@ -175,14 +175,17 @@ struct xfp_match {
  * masks (a group's mask, in xfp_groups_v1). The group key leads to the
  * first of at most XFP_GROUP_CHAIN rows, linked by `next`; a row's matches
  * count only if the frame, under the mask of the row's own tuple
- * (xfp_tuples_v1[key.tuple]), equals `key`. Rows of the direct tables are
- * reached by value: their key and next are unused (zero and ~0).
+ * (xfp_tuples_v1[key.tuple]), equals `key`; a row whose tuple's mask is the
+ * group's own (XFP_ROW_EXACT) matches whenever its key is found, and is not
+ * checked again. Rows of the direct tables are reached by value: their key
+ * and next are unused (zero and ~0).
  */
 #define XFP_ROW_NONE 0xffffffffu
+#define XFP_ROW_EXACT 1u /* xfp_entry.flags: the row's key is its group key */
 struct xfp_entry {
 	struct xfp_fields key; /* masked with its tuple's mask; layer and tuple id set */
 	__u32 next;            /* next row of the same group key, XFP_ROW_NONE at the end */
-	__u32 pad;
+	__u32 flags;           /* XFP_ROW_EXACT */
 	__u32 rank[XFP_MAX_SUBLAYERS]; /* per sublayer slot: the best filter's rank, or XFP_RANK_NONE */
 };
 

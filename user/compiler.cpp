@@ -1,6 +1,7 @@
 // Filter compiler: conditions -> (value, mask) pairs per field -> cross
 // product per filter -> tuple-space tables. See compiler.hpp.
 #include "xfp/compiler.hpp"
+#include "xfp/fields_key.hpp"
 
 #include <algorithm>
 #include <array>
@@ -95,26 +96,10 @@ Result<std::vector<MaskedValue>> expand_condition(const Condition& c) {
 }
 
 
-using KeyBytes = std::array<uint8_t, sizeof(xfp_fields)>;
-
-KeyBytes to_bytes(const xfp_fields& k) {
-  KeyBytes b;
-  std::memcpy(b.data(), &k, sizeof k);
-  return b;
-}
-
-struct KeyHash {
-  size_t operator()(const KeyBytes& b) const {
-    uint64_t h = 1469598103934665603ull;  // FNV-1a
-    for (uint8_t c : b) h = (h ^ c) * 1099511628211ull;
-    return h;
-  }
-};
-
 struct LayerBuilder {
-  std::map<KeyBytes, uint8_t> tuple_ids;  // mask -> id, ordered for stable output
+  std::map<FieldsKey, uint8_t> tuple_ids;  // mask -> id (ids in order of first use)
   std::vector<xfp_tuple> tuples;
-  std::unordered_map<KeyBytes, xfp_entry, KeyHash> entries;
+  std::unordered_map<FieldsKey, xfp_entry, FieldsKeyHash> entries;
 };
 
 // Sublayer slots of one layer. An inspection callout never decides (it can
@@ -184,7 +169,7 @@ Status add_filter_entries(LayerBuilder& lb, const Filter& f, uint32_t rank, uint
       set_field_value(key, fields[d], mv.value & mv.mask);
       set_field_value(mask, fields[d], mv.mask);
     }
-    KeyBytes mb = to_bytes(mask);
+    const FieldsKey mb = fields_key(mask);
     auto [it, inserted] = lb.tuple_ids.try_emplace(mb, static_cast<uint8_t>(lb.tuples.size()));
     if (inserted) {
       if (lb.tuples.size() >= XFP_MAX_TUPLES)
@@ -196,7 +181,7 @@ Status add_filter_entries(LayerBuilder& lb, const Filter& f, uint32_t rank, uint
     }
     key.layer = static_cast<uint8_t>(f.layer);
     key.tuple = it->second;
-    auto [eit, fresh] = lb.entries.try_emplace(to_bytes(key));
+    auto [eit, fresh] = lb.entries.try_emplace(fields_key(key));
     if (fresh) std::fill(std::begin(eit->second.rank), std::end(eit->second.rank), XFP_RANK_NONE);
     uint32_t& cur = eit->second.rank[sublayer_slot];
     cur = std::min(cur, rank);

@@ -2,8 +2,8 @@
 /*
  * The classification pipeline shared by the XDP and TC programs, on the
  * active bank: parse -> direct tables of the small fields -> tuple-space
- * search over the tuples that survive pruning -> WFP arbitration ->
- * counters. Cost per frame depends on the condition shapes in use, never
+ * search, one probe per group of tuples that survives pruning -> WFP
+ * arbitration -> counters. Cost per frame depends on the condition shapes in use, never
  * on the number of filters.
  */
 #ifndef XFP_CLASSIFY_H
@@ -24,7 +24,7 @@ struct xfp_key_words {
  * here, as the C++ side that writes the keys). */
 #define XFP_KEY_W4_FIELDS 0x0000ffffffffffffull
 
-/* ANDs into *cand the tuples that value `v` of one field can match. */
+/* ANDs into *cand the groups that value `v` of one field can match. */
 static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __u32 span, __u32 off,
 				      __u32 v)
 {
@@ -65,7 +65,8 @@ static __always_inline void xfp_merge(__u32 *best, const struct xfp_entry *e)
  * Merges the rows a group key leads to (abi.h, struct xfp_entry) whose own
  * key the frame matches: the probe matched only what the group's tuples
  * have in common. At most XFP_GROUP_CHAIN rows, unrolled; a row's check is
- * a tuple-mask lookup and five masked compares, merged without a branch.
+ * a tuple-mask lookup and five masked compares, merged without a branch, and
+ * an XFP_ROW_EXACT row needs none.
  * `tbase`: the first of this bank's and layer's slots in xfp_tuples_v1.
  */
 static __always_inline void xfp_merge_chain(__u32 *best, struct xfp_entry *e,
@@ -156,9 +157,9 @@ static __always_inline int xfp_bucket_full(const struct xfp_bucket *b)
 
 /*
  * Looks a masked key up in the active bank's entry table: its first
- * candidate bucket, then, only if that one is full, its second: user space
- * settles the table so that a key sits in its second bucket only while its
- * first is full (user/entry_table.cpp), and most misses read one bucket.
+ * candidate bucket, then, only if that one is full, its second: placement
+ * leaves a key in its second bucket only while its first is full
+ * (user/entry_table.cpp), so most misses read one bucket.
  * Array lookups are inlined by the verifier, so this costs a hash and two
  * or four compares, not a helper call (abi.h, struct xfp_bucket). Must stay
  * inline: as a global function the call and its spills cost more than the

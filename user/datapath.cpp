@@ -720,7 +720,11 @@ Status Datapath::install(const CompiledSet& set) {
   keys.reserve(set.layers[0].entries.size() + set.layers[1].entries.size());
   for (uint32_t l = 0; l < XFP_LAYER_COUNT; ++l) {
     const CompiledLayer& cl = set.layers[l];
-    std::unordered_map<FieldsKey, size_t, FieldsKeyHash> key_of_group_key;  // group key -> index in keys
+    struct Chain {
+      size_t key;     // index in keys
+      uint32_t rows;  // rows it leads to
+    };
+    std::unordered_map<FieldsKey, Chain, FieldsKeyHash> chains;  // by group key
     for (const CompiledEntry& e : cl.entries) {
       if (e.key.tuple >= cl.grouping.group_of_tuple.size())
         return make_error(EINVAL, "compiled set with an entry of an unknown tuple");
@@ -731,12 +735,15 @@ Status Datapath::install(const CompiledSet& set) {
       rows[nrows].flags = std::memcmp(&cl.tuples[e.key.tuple].mask, &cl.grouping.groups[g].mask, sizeof(xfp_fields)) == 0
                               ? XFP_ROW_EXACT
                               : 0;
-      auto [it, fresh] = key_of_group_key.try_emplace(fields_key(gk), keys.size());
+      auto [it, fresh] = chains.try_emplace(fields_key(gk), Chain{keys.size(), 0});
+      // The BPF programs walk XFP_GROUP_CHAIN rows of a key and no more.
+      if (++it->second.rows > XFP_GROUP_CHAIN)
+        return make_error(EINVAL, fmt::format("compiled set with a group key of more than {} rows", XFP_GROUP_CHAIN));
       if (fresh) {
         keys.push_back(EntryKey{gk, row_base + nrows});
       } else {  // push the row in front of the key's chain
-        rows[nrows].next = keys[it->second].entry;
-        keys[it->second].entry = row_base + nrows;
+        rows[nrows].next = keys[it->second.key].entry;
+        keys[it->second.key].entry = row_base + nrows;
       }
       ++nrows;
     }

@@ -545,6 +545,21 @@ TEST_F(ClassifierTest, AKeyWithMoreRowsThanAChainHoldsKeepsItsOwnProbes) {
     EXPECT_EQ(run_inbound(base().ethertype(static_cast<uint16_t>(0x9000 + e)).build()), Verdict::Permit) << e;
   EXPECT_EQ(run_inbound(base().ethertype(0x9000 + XFP_GROUP_CHAIN).build()), Verdict::Block);
   EXPECT_EQ(run_inbound(base().src(kOther).ethertype(0x9000).build()), Verdict::Permit);
+
+  // A compiled set that puts the two shapes in one group anyway would need a
+  // longer chain than the kernel walks: refused, and the running set stays.
+  auto forced = compile(set_);
+  ASSERT_TRUE(forced.ok());
+  TupleGrouping& g = forced->layers[XFP_LAYER_INBOUND].grouping;
+  ASSERT_EQ(g.groups.size(), 2u);
+  g.groups[0].mask = xfp_fields{};
+  std::fill(g.group_of_tuple.begin(), g.group_of_tuple.end(), 0);
+  g.groups.resize(1);
+  Status s = datapath_->install(*forced);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("group key of more than 4 rows"), std::string::npos) << s.error().message;
+  EXPECT_EQ(run_inbound(base().ethertype(0x9000).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().ethertype(0x9000 + XFP_GROUP_CHAIN).build()), Verdict::Block);
 }
 
 // The entry table at scale (user/entry_table.cpp builds it, the BPF probe

@@ -725,6 +725,14 @@ Status Datapath::install(const CompiledSet& set) {
       uint32_t rows;  // rows it leads to
     };
     std::unordered_map<FieldsKey, Chain, FieldsKeyHash> chains;  // by group key
+    // A tuple whose mask is its group's: its rows need no check in the kernel.
+    std::vector<uint32_t> row_flags_of_tuple(cl.tuples.size(), 0);
+    for (size_t t = 0; t < cl.tuples.size(); ++t) {
+      if (cl.grouping.group_of_tuple[t] >= cl.grouping.groups.size())
+        return make_error(EINVAL, "compiled set with a tuple of an unknown group");
+      const TupleGroup& group = cl.grouping.groups[cl.grouping.group_of_tuple[t]];
+      if (std::memcmp(&cl.tuples[t].mask, &group.mask, sizeof(xfp_fields)) == 0) row_flags_of_tuple[t] = XFP_ROW_EXACT;
+    }
     for (const CompiledEntry& e : cl.entries) {
       if (e.key.tuple >= cl.grouping.group_of_tuple.size())
         return make_error(EINVAL, "compiled set with an entry of an unknown tuple");
@@ -732,9 +740,7 @@ Status Datapath::install(const CompiledSet& set) {
       const xfp_fields gk = group_key(e.key, cl.grouping.groups[g], g);
       rows[nrows] = e.value;
       rows[nrows].next = XFP_ROW_NONE;
-      rows[nrows].flags = std::memcmp(&cl.tuples[e.key.tuple].mask, &cl.grouping.groups[g].mask, sizeof(xfp_fields)) == 0
-                              ? XFP_ROW_EXACT
-                              : 0;
+      rows[nrows].flags = row_flags_of_tuple[e.key.tuple];
       auto [it, fresh] = chains.try_emplace(fields_key(gk), Chain{keys.size(), 0});
       // The BPF programs walk XFP_GROUP_CHAIN rows of a key and no more.
       if (++it->second.rows > XFP_GROUP_CHAIN)
@@ -782,7 +788,6 @@ Status Datapath::install(const CompiledSet& set) {
     h.direct_fields = cl.direct_fields;
     h.prune_fields = cl.prune_fields;
     h.needs_iface = cl.needs_iface ? 1 : 0;
-    h.ntuples = static_cast<uint32_t>(cl.tuples.size());
     h.ngroups = static_cast<uint32_t>(cl.grouping.groups.size());
     h.nsublayers = cl.nsublayers;
     h.generation = generation_ + 1;

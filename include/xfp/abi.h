@@ -223,7 +223,7 @@ struct xfp_set_header {
 	__u8 needs_iface;     /* some filter reads interface MAC or compartment */
 	__u32 bucket_mask;    /* buckets in the bank's region - 1 (a power of two - 1) */
 	__u32 bucket_base;    /* index in xfp_buckets_v2 of the bank's first bucket */
-	__u32 ntuples;        /* condition shapes (masks in xfp_tuples_v1), for the rows' checks */
+	__u32 pad;
 	__u64 hash_seed;      /* xfp_entry_hash() seed the bank's table was built with */
 };
 

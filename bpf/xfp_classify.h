@@ -37,22 +37,32 @@ static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __
 	*cand &= m ? *m : 0;
 }
 
-/* Takes, per sublayer slot, the lower of the frame's best rank so far and
- * the row's: a min, written without a branch (a fixed trip count and no
- * branch: both would multiply the verifier's states in the probe loop).
- * `use` (0 or 1) says whether the row counts at all, folded in likewise. */
+/*
+ * Takes, for each rank the row lists, the lower of the frame's best rank so
+ * far in that rank's sublayer slot and the row's: a min without a branch.
+ * `use` (0 or 1) says whether the row counts at all. A row lists only the
+ * slots it has a rank in (abi.h, struct xfp_entry), so the loop stops at
+ * `nranks`: one or two rounds for most rows. `best` is indexed by the
+ * packed slot (a variable stack offset, bounded by the mask).
+ */
 static __always_inline void xfp_merge_if(__u32 *best, const struct xfp_entry *e, __u64 use)
 {
-	__u32 s;
+	__u32 n = e->nranks & (__u32)(0 - use), i;
 
 #pragma unroll
-	for (s = 0; s < XFP_MAX_SUBLAYERS; s++) {
-		__u64 r = e->rank[s], b = best[s];
-		/* All ones when the row's rank is lower. */
-		__u64 take = ((r - b) >> 63) & use;
+	for (i = 0; i < XFP_MAX_SUBLAYERS; i++) {
+		__u32 p, s;
+		__u64 r, b, take;
 
-		asm volatile("" : "+r"(take));
-		best[s] = (__u32)(b ^ ((b ^ r) & (0 - take)));
+		if (i >= n)
+			break;
+		p = e->ranks[i];
+		s = (p >> XFP_RANK_SLOT_SHIFT) & (XFP_MAX_SUBLAYERS - 1);
+		r = p & XFP_RANK_MASK;
+		b = best[s];
+		/* All ones when the row's rank is lower. */
+		take = 0 - ((r - b) >> 63);
+		best[s] = (__u32)(b ^ ((b ^ r) & take));
 	}
 }
 
@@ -101,7 +111,7 @@ static __always_inline void xfp_merge_chain(__u32 *best, struct xfp_entry *e,
 		}
 		xfp_merge_if(best, e, use);
 		next = e->next;
-		e = bpf_map_lookup_elem(&xfp_entries_v3, &next);
+		e = bpf_map_lookup_elem(&xfp_entries_v4, &next);
 	}
 }
 
@@ -119,7 +129,7 @@ static __always_inline void xfp_direct(__u32 *best, __u32 fields, __u32 field,
 	if (!idp || !*idp)
 		return;
 	id = (__u32)*idp - 1;
-	e = bpf_map_lookup_elem(&xfp_entries_v3, &id);
+	e = bpf_map_lookup_elem(&xfp_entries_v4, &id);
 	if (e)
 		xfp_merge(best, e);
 }
@@ -182,7 +192,7 @@ static __always_inline struct xfp_entry *xfp_find_entry(const struct xfp_set_hea
 		if (bk)
 			id = xfp_bucket_find(bk, k);
 	}
-	return bpf_map_lookup_elem(&xfp_entries_v3, &id);
+	return bpf_map_lookup_elem(&xfp_entries_v4, &id);
 }
 
 static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)

@@ -99,7 +99,7 @@ Result<std::vector<MaskedValue>> expand_condition(const Condition& c) {
 struct LayerBuilder {
   std::map<FieldsKey, uint8_t> tuple_ids;  // mask -> id (ids in order of first use)
   std::vector<xfp_tuple> tuples;
-  std::unordered_map<FieldsKey, xfp_entry, FieldsKeyHash> entries;
+  std::unordered_map<FieldsKey, SublayerRanks, FieldsKeyHash> entries;
 };
 
 // Sublayer slots of one layer. An inspection callout never decides (it can
@@ -182,8 +182,8 @@ Status add_filter_entries(LayerBuilder& lb, const Filter& f, uint32_t rank, uint
     key.layer = static_cast<uint8_t>(f.layer);
     key.tuple = it->second;
     auto [eit, fresh] = lb.entries.try_emplace(fields_key(key));
-    if (fresh) std::fill(std::begin(eit->second.rank), std::end(eit->second.rank), XFP_RANK_NONE);
-    uint32_t& cur = eit->second.rank[sublayer_slot];
+    if (fresh) eit->second.fill(XFP_RANK_NONE);
+    uint32_t& cur = eit->second[sublayer_slot];
     cur = std::min(cur, rank);
     // Advance the odometer.
     size_t d = 0;
@@ -384,10 +384,10 @@ Result<DirectPredicate> direct_predicate(const Filter& f, const DirectGroup& g) 
 }
 
 // Paints one group: for each value of its domain, the best rank per sublayer.
-Result<std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>>> paint_group(
+Result<std::vector<SublayerRanks>> paint_group(
     const DirectGroup& g, const std::vector<const Filter*>& filters, const std::vector<uint32_t>& rank_of,
     uint32_t nsublayers, const SlotMap& slots) {
-  std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>> ranks(g.domain);
+  std::vector<SublayerRanks> ranks(g.domain);
   for (auto& r : ranks) r.fill(XFP_RANK_NONE);
   std::vector<PaintCursor> cursors(nsublayers, PaintCursor(g.domain));
   for (size_t i = 0; i < filters.size(); ++i) {  // rank order: the first painter wins
@@ -414,10 +414,9 @@ Result<std::vector<std::array<uint32_t, XFP_MAX_SUBLAYERS>>> paint_group(
 // the entry table with tuple space (the set's size limit counts both).
 Status build_direct_tables(CompiledLayer& cl, const std::vector<std::vector<const Filter*>>& by_group,
                            const std::vector<std::vector<uint32_t>>& ranks_of_group, const SlotMap& slots) {
-  using Ranks = std::array<uint32_t, XFP_MAX_SUBLAYERS>;
   cl.direct_map.assign(XFP_PRUNE_SPAN, 0);
-  cl.direct_results.assign(1, xfp_entry{});
-  std::map<Ranks, uint32_t> result_ids;
+  cl.direct_results.assign(1, SublayerRanks{});
+  std::map<SublayerRanks, uint32_t> result_ids;
   std::vector<size_t> order(std::size(kDirectGroups));
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
@@ -428,18 +427,15 @@ Status build_direct_tables(CompiledLayer& cl, const std::vector<std::vector<cons
     auto painted = paint_group(g, by_group[gi], ranks_of_group[gi], cl.nsublayers, slots);
     if (!painted) return std::move(painted).error();
     const auto& ranks = *painted;
-    auto unmatched = [](const Ranks& r) {
+    auto unmatched = [](const SublayerRanks& r) {
       return std::all_of(r.begin(), r.end(), [](uint32_t x) { return x == XFP_RANK_NONE; });
     };
-    std::set<Ranks> fresh;
-    for (const Ranks& r : ranks)
+    std::set<SublayerRanks> fresh;
+    for (const SublayerRanks& r : ranks)
       if (!unmatched(r) && !result_ids.count(r)) fresh.insert(r);
-    for (const Ranks& r : fresh) {
+    for (const SublayerRanks& r : fresh) {
       result_ids.emplace(r, static_cast<uint32_t>(cl.direct_results.size()));
-      xfp_entry e{};
-      e.next = XFP_ROW_NONE;  // reached by value, not by key
-      std::copy(r.begin(), r.end(), e.rank);
-      cl.direct_results.push_back(e);
+      cl.direct_results.push_back(r);
     }
     for (uint32_t v = 0; v < g.domain; ++v)
       if (!unmatched(ranks[v])) cl.direct_map[g.offset + v] = result_ids.at(ranks[v]);
@@ -521,12 +517,10 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits, c
     XFP_TRY(build_direct_tables(cl, direct, direct_ranks, slots));
     cl.tuples = std::move(lb.tuples);
     cl.entries.reserve(lb.entries.size());
-    for (auto& [kb, entry] : lb.entries) {
+    for (auto& [kb, ranks] : lb.entries) {
       CompiledEntry ce;
       std::memcpy(&ce.key, kb.data(), sizeof ce.key);
-      ce.value = entry;
-      ce.value.key = ce.key;
-      ce.value.next = XFP_ROW_NONE;
+      ce.ranks = ranks;
       cl.entries.push_back(ce);
     }
     cl.grouping = group_tuples(cl.tuples, cl.entries);
@@ -537,6 +531,15 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits, c
                                          "(raise the daemon's --max-entries)",
                                          out.entry_count(), limits.max_entries));
   return out;
+}
+
+xfp_entry kernel_row(const xfp_fields& key, const SublayerRanks& ranks) {
+  xfp_entry row{};
+  row.key = key;
+  row.next = XFP_ROW_NONE;
+  for (uint32_t s = 0; s < XFP_MAX_SUBLAYERS; ++s)
+    if (ranks[s] != XFP_RANK_NONE) row.ranks[row.nranks++] = XFP_RANK_PACK(s, ranks[s]);
+  return row;
 }
 
 }  // namespace xfp

@@ -205,7 +205,7 @@ struct Datapath::Impl {
   size_t prune_bytes = 0;
   uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v2
   size_t dmap_bytes = 0;
-  xfp_entry* entries = nullptr;  // mmap of xfp_entries_v3: [bank][bank_entries]
+  xfp_entry* entries = nullptr;  // mmap of xfp_entries_v4: [bank][bank_entries]
   size_t entries_bytes = 0;
   xfp_rule* rules = nullptr;  // mmap of xfp_rules_v1: [bank][layer][XFP_MAX_FILTERS]
   size_t rules_bytes = 0;
@@ -254,7 +254,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
                                           opts.max_entries, XFP_BANKS));
   impl->bank_entries = opts.set_capacity();
   impl->bank_buckets = entry_table_buckets(impl->bank_entries);
-  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v3, impl->bank_entries * XFP_BANKS) != 0 ||
+  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v4, impl->bank_entries * XFP_BANKS) != 0 ||
       bpf_map__set_max_entries(impl->skel->maps.xfp_buckets_v2, impl->bank_buckets * XFP_BANKS) != 0)
     return errno_error("sizing the entry table");
   if (opts.max_offloads == 0) return make_error(EINVAL, "the flow offload map needs at least one entry");
@@ -272,7 +272,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   impl->prune = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_prune_v1, sizeof(uint64_t), impl->prune_bytes));
   impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v2, sizeof(uint64_t), impl->dmap_bytes));
   impl->entries =
-      static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v3, sizeof(xfp_entry), impl->entries_bytes));
+      static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v4, sizeof(xfp_entry), impl->entries_bytes));
   impl->buckets =
       static_cast<xfp_bucket*>(map_array(impl->skel->maps.xfp_buckets_v2, sizeof(xfp_bucket), impl->buckets_bytes));
   impl->rules = static_cast<xfp_rule*>(map_array(impl->skel->maps.xfp_rules_v1, sizeof(xfp_rule), impl->rules_bytes));
@@ -726,7 +726,7 @@ Status Datapath::install(const CompiledSet& set) {
     };
     std::unordered_map<FieldsKey, Chain, FieldsKeyHash> chains;  // by group key
     // A tuple whose mask is its group's: its rows need no check in the kernel.
-    std::vector<uint32_t> row_flags_of_tuple(cl.tuples.size(), 0);
+    std::vector<uint8_t> row_flags_of_tuple(cl.tuples.size(), 0);
     for (size_t t = 0; t < cl.tuples.size(); ++t) {
       if (cl.grouping.group_of_tuple[t] >= cl.grouping.groups.size())
         return make_error(EINVAL, "compiled set with a tuple of an unknown group");
@@ -738,8 +738,7 @@ Status Datapath::install(const CompiledSet& set) {
         return make_error(EINVAL, "compiled set with an entry of an unknown tuple");
       const uint8_t g = cl.grouping.group_of_tuple[e.key.tuple];
       const xfp_fields gk = group_key(e.key, cl.grouping.groups[g], g);
-      rows[nrows] = e.value;
-      rows[nrows].next = XFP_ROW_NONE;
+      rows[nrows] = kernel_row(e.key, e.ranks);
       rows[nrows].flags = row_flags_of_tuple[e.key.tuple];
       auto [it, fresh] = chains.try_emplace(fields_key(gk), Chain{keys.size(), 0});
       // The BPF programs walk XFP_GROUP_CHAIN rows of a key and no more.
@@ -755,7 +754,7 @@ Status Datapath::install(const CompiledSet& set) {
     }
     if (!cl.direct_fields) continue;
     const uint32_t first = row_base + nrows;  // row of result id 1
-    for (size_t id = 1; id < cl.direct_results.size(); ++id) rows[nrows++] = cl.direct_results[id];
+    for (size_t id = 1; id < cl.direct_results.size(); ++id) rows[nrows++] = kernel_row(xfp_fields{}, cl.direct_results[id]);
     uint64_t* dmap = impl_->dmap + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN;
     for (size_t v = 0; v < XFP_PRUNE_SPAN; ++v) {
       const uint64_t id = cl.direct_map[v];

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #endif
 
-#define XFP_ABI_VERSION 3
+#define XFP_ABI_VERSION 4
 
 /* Limits of the compiled filter set. */
 #define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer (and probe groups) */
@@ -51,7 +51,7 @@
 /*
  * Direct tables: filters whose conditions all sit on one of the small fields
  * above skip tuple space. For each value, xfp_dmap_v2 (same layout as the
- * prune table) holds 1 + the index in xfp_entries_v3 of the per-sublayer
+ * prune table) holds 1 + the index in xfp_entries_v4 of the per-sublayer
  * best matches for that value, or 0 when no filter matches it.
  */
 enum xfp_direct_field {
@@ -169,8 +169,8 @@ struct xfp_match {
 };
 
 /*
- * A row of xfp_entries_v3: the matches of one key, one candidate rank per
- * sublayer slot (its rule in xfp_rules_v1). Tuple space probes by group (user/xfp/tuple_groups.hpp):
+ * A row of xfp_entries_v4: the matches of one key, the best rank of each
+ * sublayer slot that has one (its rule in xfp_rules_v1). Tuple space probes by group (user/xfp/tuple_groups.hpp):
  * tuples whose masks nest share one probe, keyed by the common part of their
  * masks (a group's mask, in xfp_groups_v1). The group key leads to the
  * first of at most XFP_GROUP_CHAIN rows, linked by `next`; a row's matches
@@ -179,18 +179,27 @@ struct xfp_match {
  * group's own (XFP_ROW_EXACT) matches whenever its key is found, and is not
  * checked again. Rows of the direct tables are reached by value: their key
  * and next are unused (zero and ~0).
+ *
+ * Ranks are packed with their slot and only the slots that hold one are
+ * listed (`nranks` of them): most rows hold one sublayer's filters, and
+ * merging a row then costs one min, not one per slot of XFP_MAX_SUBLAYERS.
  */
 #define XFP_ROW_NONE 0xffffffffu
 #define XFP_ROW_EXACT 1u /* xfp_entry.flags: the row's key is its group key */
+#define XFP_RANK_SLOT_SHIFT 24   /* packed rank: slot << 24 | rank */
+#define XFP_RANK_MASK 0x00ffffffu
+#define XFP_RANK_PACK(slot, rank) (((__u32)(slot) << XFP_RANK_SLOT_SHIFT) | ((__u32)(rank) & XFP_RANK_MASK))
 struct xfp_entry {
 	struct xfp_fields key; /* masked with its tuple's mask; layer and tuple id set */
 	__u32 next;            /* next row of the same group key, XFP_ROW_NONE at the end */
-	__u32 flags;           /* XFP_ROW_EXACT */
-	__u32 rank[XFP_MAX_SUBLAYERS]; /* per sublayer slot: the best filter's rank, or XFP_RANK_NONE */
+	__u8 flags;            /* XFP_ROW_EXACT */
+	__u8 nranks;           /* ranks[] in use, 0..XFP_MAX_SUBLAYERS */
+	__u8 pad[2];
+	__u32 ranks[XFP_MAX_SUBLAYERS]; /* XFP_RANK_PACK(slot, rank), by slot, each slot once */
 };
 
 /*
- * The entry table: tuple space's group keys -> index in xfp_entries_v3.
+ * The entry table: tuple space's group keys -> index in xfp_entries_v4.
  * User space builds it whole for a bank (a cuckoo hash: every key sits in
  * one of its two candidate buckets, so a lookup reads two buckets at most)
  * in an array map that the BPF programs probe inline: the kernel's hash
@@ -204,7 +213,7 @@ struct xfp_entry {
 #define XFP_SLOT_FREE 0xff
 struct xfp_slot {
 	struct xfp_fields key; /* fields masked with the group's mask, layer and group id (in .tuple) */
-	__u32 entry;           /* index in xfp_entries_v3: the key's first row */
+	__u32 entry;           /* index in xfp_entries_v4: the key's first row */
 	__u32 pad;
 };
 
@@ -470,6 +479,9 @@ XFP_STATIC_ASSERT(sizeof(struct xfp_match) == 12, "xfp_match layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_entry) == 48 + 4 * XFP_MAX_SUBLAYERS, "xfp_entry layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_rule) == 8, "xfp_rule layout: mmapable arrays stride 8 bytes");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_entry, next) == 40, "xfp_entry next offset");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_entry, ranks) == 48, "xfp_entry ranks offset");
+XFP_STATIC_ASSERT(XFP_MAX_FILTERS <= XFP_RANK_MASK, "a packed rank holds every rank");
+XFP_STATIC_ASSERT(XFP_MAX_SUBLAYERS <= (1u << (32 - XFP_RANK_SLOT_SHIFT)), "a packed rank holds every slot");
 XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 40, "xfp_set_header layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_slot) == 48, "xfp_slot layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_bucket) == 48 * XFP_BUCKET_SLOTS, "xfp_bucket layout");

@@ -45,8 +45,8 @@ uint8_t kernel_model_verdict(const CompiledSet& cs, Layer layer, const xfp_field
   const CompiledLayer& cl = cs.layers[l];
   uint32_t best[XFP_MAX_SUBLAYERS];
   for (auto& b : best) b = XFP_RANK_NONE;
-  auto merge = [&](const xfp_entry& e) {
-    for (int s = 0; s < XFP_MAX_SUBLAYERS; ++s) best[s] = std::min(best[s], e.rank[s]);
+  auto merge = [&](const SublayerRanks& ranks) {
+    for (int s = 0; s < XFP_MAX_SUBLAYERS; ++s) best[s] = std::min(best[s], ranks[s]);
   };
   struct Direct {
     uint8_t bit;
@@ -76,7 +76,7 @@ uint8_t kernel_model_verdict(const CompiledSet& cs, Layer layer, const xfp_field
     kf->layer = static_cast<uint8_t>(l);
     kf->tuple = static_cast<uint8_t>(t);
     for (const CompiledEntry& e : cl.entries)
-      if (std::memcmp(&e.key, key, sizeof key) == 0) merge(e.value);
+      if (std::memcmp(&e.key, key, sizeof key) == 0) merge(e.ranks);
   }
   xfp_arbitration arb;
   xfp_arbitration_init(&arb);

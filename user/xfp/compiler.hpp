@@ -7,6 +7,7 @@
 // grouped so that the kernel probes them with one hash (tuple_groups.hpp).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -19,9 +20,14 @@
 
 namespace xfp {
 
+// A key's best rank per sublayer slot (XFP_RANK_NONE: no filter in it), as
+// the compiler reasons; the kernel's row lists the slots that hold one
+// (kernel_row).
+using SublayerRanks = std::array<uint32_t, XFP_MAX_SUBLAYERS>;
+
 struct CompiledEntry {
-  xfp_fields key;   // masked with its tuple's mask; key.tuple holds the tuple id
-  xfp_entry value;  // value.key == key; value.next is linked at install
+  xfp_fields key;       // masked with its tuple's mask; key.tuple holds the tuple id
+  SublayerRanks ranks;  // the install writes kernel_row(key, ranks) and links `next`
 };
 
 struct CompiledLayer {
@@ -38,7 +44,7 @@ struct CompiledLayer {
   // Direct tables (abi.h): filters on one small field only.
   uint8_t direct_fields = 0;               // enum xfp_direct_field
   std::vector<uint64_t> direct_map;        // XFP_PRUNE_SPAN result ids (0: no filter)
-  std::vector<xfp_entry> direct_results;   // by result id; [0] unused
+  std::vector<SublayerRanks> direct_results;  // by result id; [0] unused
   size_t direct_filters = 0;
 };
 
@@ -65,5 +71,10 @@ using CalloutIdFn = std::function<uint16_t(const std::string& key)>;
 
 Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits = {},
                             const CalloutIdFn& callout_id = {});
+
+// The kernel's row of a key (abi.h, struct xfp_entry): its ranks packed with
+// their slots, in slot order, the empty slots left out; next = XFP_ROW_NONE,
+// flags 0 (the install links the row and marks it exact).
+xfp_entry kernel_row(const xfp_fields& key, const SublayerRanks& ranks);
 
 }  // namespace xfp

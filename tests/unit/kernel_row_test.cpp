@@ -1,0 +1,87 @@
+// The kernel's row format (abi.h, struct xfp_entry): a key's ranks packed
+// with their sublayer slots, the empty slots left out. The BPF merge walks
+// `nranks` of them, so a slot dropped or misplaced here is a filter the
+// kernel never sees (tests/bpf covers the verdicts end to end).
+#include <gtest/gtest.h>
+
+#include "xfp/compiler.hpp"
+#include "xfp/filter_set.hpp"
+
+namespace xfp {
+namespace {
+
+SublayerRanks no_ranks() {
+  SublayerRanks r;
+  r.fill(XFP_RANK_NONE);
+  return r;
+}
+
+TEST(KernelRow, ListsTheSlotsThatHoldARankInSlotOrder) {
+  SublayerRanks ranks = no_ranks();
+  ranks[1] = 7;
+  ranks[3] = 2;
+  ranks[XFP_MAX_SUBLAYERS - 1] = XFP_MAX_FILTERS - 1;
+  xfp_fields key{};
+  key.remote_mac[5] = 0x2a;
+  key.tuple = 3;
+  const xfp_entry row = kernel_row(key, ranks);
+  ASSERT_EQ(row.nranks, 3);
+  EXPECT_EQ(row.ranks[0], (1u << XFP_RANK_SLOT_SHIFT) | 7u);
+  EXPECT_EQ(row.ranks[1], (3u << XFP_RANK_SLOT_SHIFT) | 2u);
+  EXPECT_EQ(row.ranks[2], (uint32_t{XFP_MAX_SUBLAYERS - 1} << XFP_RANK_SLOT_SHIFT) | (XFP_MAX_FILTERS - 1));
+  EXPECT_EQ(row.next, XFP_ROW_NONE);
+  EXPECT_EQ(row.flags, 0);
+  EXPECT_EQ(row.key.remote_mac[5], 0x2a);
+  EXPECT_EQ(row.key.tuple, 3);
+}
+
+TEST(KernelRow, ARankInEverySlotFillsTheRow) {
+  SublayerRanks ranks;
+  for (uint32_t s = 0; s < XFP_MAX_SUBLAYERS; ++s) ranks[s] = 100 - s;
+  const xfp_entry row = kernel_row(xfp_fields{}, ranks);
+  ASSERT_EQ(row.nranks, XFP_MAX_SUBLAYERS);
+  for (uint32_t s = 0; s < XFP_MAX_SUBLAYERS; ++s) {
+    EXPECT_EQ(row.ranks[s] >> XFP_RANK_SLOT_SHIFT, s);
+    EXPECT_EQ(row.ranks[s] & XFP_RANK_MASK, 100 - s);
+  }
+}
+
+// One key, filters in three sublayers: one row that lists the three, each
+// with the rank of its sublayer's highest-weight filter.
+TEST(KernelRow, AKeyWithFiltersInSeveralSublayersIsOneRowOfTheirBestRanks) {
+  FilterSet set;
+  ASSERT_TRUE(set.add_sublayer(Sublayer{"high", 300}).ok());
+  ASSERT_TRUE(set.add_sublayer(Sublayer{"low", 100}).ok());
+  auto add = [&](const std::string& sublayer, uint64_t weight) {
+    Filter f;
+    f.sublayer = sublayer;
+    f.weight = weight;
+    f.action = Action::Permit;
+    f.conditions = {Condition{Field::RemoteMac, Match::Equal, 0x02000000002aull, 0, ~0ull}};
+    ASSERT_TRUE(set.add_filter(f).ok());
+  };
+  add("high", 1);
+  add("high", 9);  // wins "high"
+  add("low", 5);
+  add(std::string(kDefaultSublayer), 0);
+  auto compiled = compile(set);
+  ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+  const CompiledLayer& cl = compiled->layers[XFP_LAYER_INBOUND];
+  ASSERT_EQ(cl.entries.size(), 1u);
+  ASSERT_EQ(cl.nsublayers, 3u);
+  const xfp_entry row = kernel_row(cl.entries[0].key, cl.entries[0].ranks);
+  ASSERT_EQ(row.nranks, 3);
+  for (uint32_t i = 0; i < row.nranks; ++i) {
+    const uint32_t slot = row.ranks[i] >> XFP_RANK_SLOT_SHIFT;
+    const uint32_t rank = row.ranks[i] & XFP_RANK_MASK;
+    EXPECT_EQ(slot, i);  // each slot once, in order
+    ASSERT_LT(rank, cl.filter_of_rank.size());
+    const Filter* f = set.find_id(cl.filter_of_rank[rank]);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->sublayer, cl.sublayer_order[slot]);
+    if (f->sublayer == "high") EXPECT_EQ(f->weight, 9u);
+  }
+}
+
+}  // namespace
+}  // namespace xfp

@@ -512,29 +512,24 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 
 	xfp_arbitration_init(&arb);
 	for (s = 0; s < XFP_MAX_SUBLAYERS && s < nsub; s++) {
-		struct xfp_match m;
 		struct xfp_rule *rule;
-		__u32 ridx;
-		__u8 action, hard;
+		__u32 rank = best[s], ridx;
+		__u8 flags;
 
-		if (best[s] == XFP_RANK_NONE)
+		if (rank == XFP_RANK_NONE)
 			continue;
 		/* The winner's rule: how it counts and decides. */
-		ridx = idx * XFP_MAX_FILTERS + (best[s] & (XFP_MAX_FILTERS - 1));
-		rule = bpf_map_lookup_elem(&xfp_rules_v1, &ridx);
+		ridx = idx * XFP_MAX_FILTERS + (rank & (XFP_MAX_FILTERS - 1));
+		rule = bpf_map_lookup_elem(&xfp_rules_v2, &ridx);
 		if (!rule)
 			continue;
-		m.rank = best[s];
-		m.slot = rule->slot;
-		m.action = rule->action;
-		m.flags = rule->flags;
-		m.callout_id = rule->callout_id;
-		xfp_count_filter(m.slot, wire_len);
-		if ((m.flags & XFP_MATCH_CALLOUT) && !d->punt) {
+		flags = rule->flags;
+		xfp_count_filter(rule->slot, wire_len);
+		if ((flags & XFP_MATCH_CALLOUT) && !d->punt) {
 			/* The first served callout stops the kernel's arbitration;
 			 * the rest runs on as if every callout were unavailable,
 			 * which gives the verdict should the punt fail. */
-			if (xsk_index != ~0u && xfp_callout_served(m.callout_id, xsk_index)) {
+			if (xsk_index != ~0u && xfp_callout_served(rule->callout_id, xsk_index)) {
 				d->punt = 1;
 				d->meta.magic = XFP_PUNT_MAGIC;
 				d->meta.layer = layer;
@@ -543,17 +538,18 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 					      (arb.hard ? XFP_PUNT_ARB_HARD : 0) |
 					      (arb.vetoed ? XFP_PUNT_ARB_VETOED : 0);
 				d->meta.pad[0] = d->meta.pad[1] = d->meta.pad[2] = 0;
-				d->meta.rank = m.rank;
-				d->meta.slot = m.slot;
+				d->meta.rank = rank;
+				d->meta.slot = rule->slot;
 				d->meta.generation = (__u32)hdr->generation;
 				d->meta.iface = iface_key;
 				d->meta.flow = 0; /* see below */
+			} else {
+				lc->c[XFP_CNT_CALLOUT_FAIL]++;
 			}
 		}
-		action = xfp_match_fail_decision(&m, &hard);
-		if ((m.flags & XFP_MATCH_CALLOUT) && !d->punt)
-			lc->c[XFP_CNT_CALLOUT_FAIL]++;
-		xfp_arbitration_step(&arb, action, hard, 0, m.slot);
+		/* The decision without a served callout, worked out at install
+		 * (abi.h, struct xfp_rule). */
+		xfp_arbitration_step(&arb, rule->decision, (flags & XFP_MATCH_HARD) ? 1 : 0, 0, rule->slot);
 		if (arb.final)
 			break;
 	}

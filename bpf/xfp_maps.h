@@ -78,7 +78,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct xfp_rule);
-} xfp_rules_v1 SEC(".maps");
+} xfp_rules_v2 SEC(".maps");
 
 /* [bank][layer][XFP_PRUNE_SPAN]: group masks per field value (abi.h).
  * Memory-mapped: user space writes a whole span with one copy. */

@@ -1,6 +1,7 @@
 // Filter compiler: conditions -> (value, mask) pairs per field -> cross
 // product per filter -> tuple-space tables. See compiler.hpp.
 #include "xfp/compiler.hpp"
+#include "xfp/arbitration.h"
 #include "xfp/fields_key.hpp"
 
 #include <algorithm>
@@ -540,6 +541,17 @@ xfp_entry kernel_row(const xfp_fields& key, const SublayerRanks& ranks) {
   for (uint32_t s = 0; s < XFP_MAX_SUBLAYERS; ++s)
     if (ranks[s] != XFP_RANK_NONE) row.ranks[row.nranks++] = XFP_RANK_PACK(s, ranks[s]);
   return row;
+}
+
+xfp_rule kernel_rule(const xfp_match& m) {
+  uint8_t hard = 0;
+  const uint8_t decision = xfp_match_fail_decision(&m, &hard);
+  xfp_rule r{};
+  r.slot = m.slot;
+  r.decision = decision;
+  r.flags = static_cast<uint8_t>((hard ? XFP_MATCH_HARD : 0) | (m.flags & XFP_MATCH_CALLOUT));
+  r.callout_id = m.callout_id;
+  return r;
 }
 
 }  // namespace xfp

@@ -207,7 +207,7 @@ struct Datapath::Impl {
   size_t dmap_bytes = 0;
   xfp_entry* entries = nullptr;  // mmap of xfp_entries_v4: [bank][bank_entries]
   size_t entries_bytes = 0;
-  xfp_rule* rules = nullptr;  // mmap of xfp_rules_v1: [bank][layer][XFP_MAX_FILTERS]
+  xfp_rule* rules = nullptr;  // mmap of xfp_rules_v2: [bank][layer][XFP_MAX_FILTERS]
   size_t rules_bytes = 0;
   xfp_bucket* buckets = nullptr;  // mmap of xfp_buckets_v2: [bank][bank_buckets]
   size_t buckets_bytes = 0;
@@ -275,7 +275,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
       static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v4, sizeof(xfp_entry), impl->entries_bytes));
   impl->buckets =
       static_cast<xfp_bucket*>(map_array(impl->skel->maps.xfp_buckets_v2, sizeof(xfp_bucket), impl->buckets_bytes));
-  impl->rules = static_cast<xfp_rule*>(map_array(impl->skel->maps.xfp_rules_v1, sizeof(xfp_rule), impl->rules_bytes));
+  impl->rules = static_cast<xfp_rule*>(map_array(impl->skel->maps.xfp_rules_v2, sizeof(xfp_rule), impl->rules_bytes));
   impl->xsk_load = static_cast<xfp_xsk_load*>(
       map_array(impl->skel->maps.xfp_xsk_load_v1, sizeof(xfp_xsk_load), impl->xsk_load_bytes));
   if (!impl->prune || !impl->dmap || !impl->entries || !impl->buckets || !impl->rules || !impl->xsk_load)
@@ -776,10 +776,7 @@ Status Datapath::install(const CompiledSet& set) {
       if (bpf_map_update_elem(groups_fd, &idx, &mask, BPF_ANY) != 0) return errno_error("writing the group table");
     }
     xfp_rule* rules = impl_->rules + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_MAX_FILTERS;
-    for (size_t rank = 0; rank < cl.match_of_rank.size(); ++rank) {
-      const xfp_match& m = cl.match_of_rank[rank];
-      rules[rank] = xfp_rule{m.slot, m.action, m.flags, m.callout_id};
-    }
+    for (size_t rank = 0; rank < cl.match_of_rank.size(); ++rank) rules[rank] = kernel_rule(cl.match_of_rank[rank]);
     if (cl.prune.size() == XFP_PRUNE_SPAN)
       std::memcpy(impl_->prune + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN,
                   cl.prune.data(), XFP_PRUNE_SPAN * sizeof(uint64_t));

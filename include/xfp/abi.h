@@ -147,14 +147,18 @@ enum xfp_match_flag {
 
 /*
  * What the kernel needs of the filter of one rank, to count it and to
- * arbitrate: xfp_rules_v1[bank][layer][rank]. Rows hold ranks only (the
- * merge of a frame's rows is then one min per sublayer); the winners' rules
- * are read once, at arbitration.
+ * arbitrate: xfp_rules_v2[bank][layer][rank]. Rows hold ranks only (the
+ * merge of a frame's rows is then one min per rank); the winners' rules
+ * are read once, at arbitration. The decision is worked out at install
+ * (kernel_rule(), user/compiler.cpp): the filter's own action, or for a
+ * callout its fail action (include/xfp/arbitration.h,
+ * xfp_match_fail_decision), which is what the kernel applies unless the
+ * callout is served; the kernel's arbitration then takes it as it is.
  */
 struct xfp_rule {
 	__u32 slot;       /* counter slot of the filter */
-	__u8 action;      /* enum xfp_action */
-	__u8 flags;       /* enum xfp_match_flag */
+	__u8 decision;    /* XFP_ACTION_PERMIT, _BLOCK or _CONTINUE */
+	__u8 flags;       /* XFP_MATCH_HARD: the decision is hard; XFP_MATCH_CALLOUT */
 	__u16 callout_id;
 };
 
@@ -170,7 +174,7 @@ struct xfp_match {
 
 /*
  * A row of xfp_entries_v4: the matches of one key, the best rank of each
- * sublayer slot that has one (its rule in xfp_rules_v1). Tuple space probes by group (user/xfp/tuple_groups.hpp):
+ * sublayer slot that has one (its rule in xfp_rules_v2). Tuple space probes by group (user/xfp/tuple_groups.hpp):
  * tuples whose masks nest share one probe, keyed by the common part of their
  * masks (a group's mask, in xfp_groups_v1). The group key leads to the
  * first of at most XFP_GROUP_CHAIN rows, linked by `next`; a row's matches

@@ -37,7 +37,7 @@ struct CompiledLayer {
   uint32_t nsublayers = 0;
   std::vector<std::string> sublayer_order;  // slot -> sublayer name (an inspection callout's shadow slot repeats it)
   std::vector<uint64_t> filter_of_rank;     // rank -> filter id
-  std::vector<xfp_match> match_of_rank;     // rank -> its rule (the kernel's xfp_rules_v1 holds all but the rank)
+  std::vector<xfp_match> match_of_rank;     // rank -> its match (the kernel's xfp_rules_v2: kernel_rule() of it)
   std::vector<uint64_t> prune;  // XFP_PRUNE_SPAN group masks (abi.h)
   uint8_t prune_fields = 0;     // enum xfp_direct_field: fields some tuple constrains
   bool needs_iface = false;     // a tuple reads interface MAC or compartment
@@ -76,5 +76,9 @@ Result<CompiledSet> compile(const FilterSet& set, const CompileLimits& limits = 
 // their slots, in slot order, the empty slots left out; next = XFP_ROW_NONE,
 // flags 0 (the install links the row and marks it exact).
 xfp_entry kernel_row(const xfp_fields& key, const SublayerRanks& ranks);
+
+// The kernel's rule of a match (abi.h, struct xfp_rule): the decision it
+// makes while its callout, if any, is not served, worked out here once.
+xfp_rule kernel_rule(const xfp_match& m);
 
 }  // namespace xfp

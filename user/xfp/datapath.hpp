@@ -52,7 +52,7 @@ struct DatapathOptions {
   // Rows of the entry table, both banks (each compiled set may use half):
   // tuple-space entries plus direct results. About 180 bytes each (an 80-byte
   // row and its share of the entry table's buckets), allocated at load, plus
-  // 8 MB of rules (xfp_rules_v1) whatever the size.
+  // 8 MB of rules (xfp_rules_v2) whatever the size.
   uint32_t max_entries = 1u << 18;
   uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)
 

@@ -1,4 +1,5 @@
-// The kernel's row format (abi.h, struct xfp_entry): a key's ranks packed
+// The kernel's row and rule formats (abi.h, struct xfp_entry and struct
+// xfp_rule). A row: a key's ranks packed
 // with their sublayer slots, the empty slots left out. The BPF merge walks
 // `nranks` of them, so a slot dropped or misplaced here is a filter the
 // kernel never sees (tests/bpf covers the verdicts end to end).
@@ -79,7 +80,48 @@ TEST(KernelRow, AKeyWithFiltersInSeveralSublayersIsOneRowOfTheirBestRanks) {
     const Filter* f = set.find_id(cl.filter_of_rank[rank]);
     ASSERT_NE(f, nullptr);
     EXPECT_EQ(f->sublayer, cl.sublayer_order[slot]);
-    if (f->sublayer == "high") EXPECT_EQ(f->weight, 9u);
+    if (f->sublayer == "high") {
+      EXPECT_EQ(f->weight, 9u);
+    }
+  }
+}
+
+// The kernel takes a rule's decision as it is: what a filter decides while its
+// callout, if any, is not served.
+struct RuleCase {
+  const char* name;
+  uint8_t action;
+  uint8_t match_flags;
+  uint8_t decision;
+  uint8_t rule_flags;
+};
+
+TEST(KernelRule, CarriesTheDecisionWithoutAServedCallout) {
+  const RuleCase cases[] = {
+      {"permit", XFP_ACTION_PERMIT, 0, XFP_ACTION_PERMIT, 0},
+      {"permit, clear action right", XFP_ACTION_PERMIT, XFP_MATCH_HARD, XFP_ACTION_PERMIT, XFP_MATCH_HARD},
+      {"block", XFP_ACTION_BLOCK, 0, XFP_ACTION_BLOCK, XFP_MATCH_HARD},
+      {"inspection callout", XFP_ACTION_CALLOUT_INSPECTION, XFP_MATCH_CALLOUT, XFP_ACTION_CONTINUE, XFP_MATCH_CALLOUT},
+      {"terminating callout", XFP_ACTION_CALLOUT_TERMINATING, XFP_MATCH_CALLOUT, XFP_ACTION_BLOCK,
+       XFP_MATCH_CALLOUT | XFP_MATCH_HARD},
+      {"terminating callout, permit if unregistered", XFP_ACTION_CALLOUT_TERMINATING,
+       XFP_MATCH_CALLOUT | XFP_MATCH_FAIL_OPEN, XFP_ACTION_PERMIT, XFP_MATCH_CALLOUT},
+      {"unknown callout, permit if unregistered, clear action right", XFP_ACTION_CALLOUT_UNKNOWN,
+       XFP_MATCH_CALLOUT | XFP_MATCH_FAIL_OPEN | XFP_MATCH_HARD, XFP_ACTION_PERMIT,
+       XFP_MATCH_CALLOUT | XFP_MATCH_HARD},
+  };
+  for (const RuleCase& c : cases) {
+    xfp_match m{};
+    m.rank = 5;
+    m.slot = 42;
+    m.action = c.action;
+    m.flags = c.match_flags;
+    m.callout_id = 7;
+    const xfp_rule r = kernel_rule(m);
+    EXPECT_EQ(r.decision, c.decision) << c.name;
+    EXPECT_EQ(r.flags, c.rule_flags) << c.name;
+    EXPECT_EQ(r.slot, 42u) << c.name;
+    EXPECT_EQ(r.callout_id, 7) << c.name;
   }
 }
 

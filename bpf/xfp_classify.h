@@ -399,7 +399,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	struct xfp_set_header *hdr;
 	struct xfp_layer_counters *lc;
 	struct xfp_iface *ifc;
-	struct xfp_fields f;
+	struct xfp_fields f __attribute__((aligned(8)));
 	struct xfp_key_words key;
 	__u32 best[XFP_MAX_SUBLAYERS]; /* per sublayer slot: the best rank so far */
 	struct xfp_arbitration arb;
@@ -447,10 +447,10 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	}
 
 	__builtin_memset(&f, 0, sizeof(f));
-	f.ifindex = ifindex;
+	/* ifindex and compartment as one word: the probes read words. */
+	((struct xfp_key_words *)&f)->w[0] = ifindex;
+	/* Sets only the known flags, which the direct tables index. */
 	xfp_parse_frame(data, end, wire_len, layer, &f);
-	/* Direct tables index the 7 known flags; tuple space sees the same value. */
-	f.l2_flags &= XFP_L2_KNOWN_FLAGS;
 
 	lc->c[XFP_CNT_FRAMES]++;
 	lc->c[XFP_CNT_BYTES] += wire_len;

@@ -340,6 +340,28 @@ TEST_F(ClassifierTest, EverySublayerIsEvaluatedEvenAfterAPermit) {
   EXPECT_EQ(counters_of(2).frames, 1u);
 }
 
+// A value of a direct table (one small field) whose filters sit in three,
+// two or one sublayers: its row lists that many ranks (abi.h, struct
+// xfp_entry), and the lowest sublayer's block must count in every case.
+TEST_F(ClassifierTest, ADirectTableValueWithFiltersInThreeSublayersKeepsThemAll) {
+  const Condition ether = cond(Field::EtherType, Match::Equal, test::ethertype::kLocalExperimental1);
+  const std::vector<Sublayer> sublayers{{"high", 300}, {"mid", 200}, {"low", 100}};
+  install({filter(Action::Permit, {ether}, 0, 0, "high"), filter(Action::Permit, {ether}, 0, 0, "mid"),
+           filter(Action::Block, {ether}, 0, 0, "low")},
+          sublayers);
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+  EXPECT_EQ(counters_of(1).frames, 1u);
+  EXPECT_EQ(counters_of(2).frames, 1u);
+  EXPECT_EQ(counters_of(3).frames, 1u);
+  // Two sublayers: the block in "low" still overrides.
+  install({filter(Action::Permit, {ether}, 0, 0, "high"), filter(Action::Block, {ether}, 0, 0, "low")}, sublayers);
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Block);
+  // One.
+  install({filter(Action::Permit, {ether}, 0, 0, "high")}, sublayers);
+  EXPECT_EQ(run_inbound(base().build()), Verdict::Permit);
+  EXPECT_EQ(inbound_groups_, 0u);  // served by the direct table, not tuple space
+}
+
 TEST_F(ClassifierTest, SublayerWeightNotInsertionOrderDecides) {
   // "low" is created first but weighs less: the hard permit in "high" wins.
   install({filter(Action::Block, {}, 0, 0, "low"),

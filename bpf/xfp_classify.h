@@ -39,11 +39,13 @@ static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __
 
 /*
  * Takes, for each rank the row lists, the lower of the frame's best rank so
- * far in that rank's sublayer slot and the row's: a min without a branch.
- * `use` (0 or 1) says whether the row counts at all. A row lists only the
- * slots it has a rank in (abi.h, struct xfp_entry), so the loop stops at
- * `nranks`: one or two rounds for most rows. `best` is indexed by the
- * packed slot (a variable stack offset, bounded by the mask).
+ * far in that rank's sublayer slot and the row's. `use` (0 or 1) says
+ * whether the row counts at all. A row lists only the slots it has a rank
+ * in (abi.h, struct xfp_entry), so the loop stops at `nranks`: one or two
+ * rounds for most rows. `best` is indexed by the packed slot (a variable
+ * stack offset, bounded by the mask). clang makes the min a short branch;
+ * the verifier's paths still meet after the loop (instruction counts in
+ * docs/ARCHITECTURE.md).
  */
 static __always_inline void xfp_merge_if(__u32 *best, const struct xfp_entry *e, __u64 use)
 {

@@ -47,18 +47,17 @@ XFP_INLINE void xfp_copy_mac(__u8 *dst, const __u8 *src)
 #endif
 
 /*
- * Unaligned loads of frame bytes and stores into the fields, as whole
- * words. BPF: plain loads (the JITs xfp runs on allow unaligned packet
- * access; the fields sit 8-byte aligned on the stack). C/C++: memcpy.
+ * Unaligned word loads (of frame bytes and of the fields) and stores into
+ * the fields, as whole words. BPF: plain loads (the JITs xfp runs on allow
+ * unaligned packet access; the fields sit 8-byte aligned on the stack).
+ * C/C++: memcpy.
  */
 #ifdef __BPF__
 #define XFP_LOAD(type, p) (*(const type *)(p))
 #define XFP_STORE64(p, v) (*(__u64 *)(p) = (v))
-#define XFP_LOAD64_FIELDS(p) (*(const __u64 *)(p))
 #else
 #define XFP_LOAD(type, p) xfp_load_##type(p)
 #define XFP_STORE64(p, v) xfp_store___u64((p), (v))
-#define XFP_LOAD64_FIELDS(p) xfp_load___u64(p)
 XFP_INLINE __u64 xfp_load___u64(const void *p) { __u64 v; __builtin_memcpy(&v, p, 8); return v; }
 XFP_INLINE __u32 xfp_load___u32(const void *p) { __u32 v; __builtin_memcpy(&v, p, 4); return v; }
 XFP_INLINE __u16 xfp_load___u16(const void *p) { __u16 v; __builtin_memcpy(&v, p, 2); return v; }
@@ -158,9 +157,9 @@ done:
 	/* Bytes 8..39 (abi.h, struct xfp_fields): local MAC, remote MAC,
 	 * interface MAC (kept), EtherType, VLANs, length, flags, address
 	 * types, layer, tuple (kept). */
-	w2 = XFP_LOAD64_FIELDS(fb + 16);
-	w3 = XFP_LOAD64_FIELDS(fb + 24);
-	w4 = XFP_LOAD64_FIELDS(fb + 32);
+	w2 = XFP_LOAD(__u64, fb + 16);
+	w3 = XFP_LOAD(__u64, fb + 24);
+	w4 = XFP_LOAD(__u64, fb + 32);
 	XFP_STORE64(fb + 8, local | (remote << 48));
 	XFP_STORE64(fb + 16, (remote >> 16) | (w2 & 0xffffffff00000000ull));
 	XFP_STORE64(fb + 24, (w3 & 0xffff) | ((__u64)ethertype << 16) | ((__u64)vlan << 32) |

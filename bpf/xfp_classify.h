@@ -3,8 +3,10 @@
  * The classification pipeline shared by the XDP and TC programs, on the
  * active bank: parse -> direct tables of the small fields -> tuple-space
  * search, one probe per group of tuples that survives pruning -> WFP
- * arbitration -> counters. Cost per frame depends on the condition shapes in use, never
- * on the number of filters.
+ * arbitration -> counters. A set of one probe group and nothing else skips
+ * to the verdict of the one row a frame's key finds, when that row decides
+ * alone (abi.h, XFP_ROW_DECIDES). Cost per frame depends on the condition
+ * shapes in use, never on the number of filters.
  */
 #ifndef XFP_CLASSIFY_H
 #define XFP_CLASSIFY_H
@@ -113,7 +115,7 @@ static __always_inline void xfp_merge_chain(__u32 *best, struct xfp_entry *e,
 		}
 		xfp_merge_if(best, e, use);
 		next = e->next;
-		e = bpf_map_lookup_elem(&xfp_entries_v4, &next);
+		e = bpf_map_lookup_elem(&xfp_entries_v5, &next);
 	}
 }
 
@@ -131,7 +133,7 @@ static __always_inline void xfp_direct(__u32 *best, __u32 fields, __u32 field,
 	if (!idp || !*idp)
 		return;
 	id = (__u32)*idp - 1;
-	e = bpf_map_lookup_elem(&xfp_entries_v4, &id);
+	e = bpf_map_lookup_elem(&xfp_entries_v5, &id);
 	if (e)
 		xfp_merge(best, e);
 }
@@ -194,7 +196,7 @@ static __always_inline struct xfp_entry *xfp_find_entry(const struct xfp_set_hea
 		if (bk)
 			id = xfp_bucket_find(bk, k);
 	}
-	return bpf_map_lookup_elem(&xfp_entries_v4, &id);
+	return bpf_map_lookup_elem(&xfp_entries_v5, &id);
 }
 
 static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
@@ -364,11 +366,11 @@ __noinline __u64 xfp_flow_handle_xdp(struct xdp_md *ctx, __u32 iface_key)
 
 #define XFP_UNROLLED_GROUPS 4
 
-/* Probes group `t` of the active set with frame fields `f`; `key` is the
- * caller's scratch (idx: the set's bank and layer). */
-static __always_inline void xfp_probe_group(__u32 *best, const struct xfp_set_header *hdr,
-					    const struct xfp_fields *f, struct xfp_key_words *key, __u32 idx,
-					    __u8 layer, __u32 t)
+/* The first row group `t`'s key of frame fields `f` leads to, or 0; `key`
+ * is the caller's scratch (idx: the set's bank and layer). */
+static __always_inline struct xfp_entry *xfp_group_row(const struct xfp_set_header *hdr,
+						       const struct xfp_fields *f, struct xfp_key_words *key,
+						       __u32 idx, __u8 layer, __u32 t)
 {
 	const struct xfp_key_words *fw = (const void *)f;
 	const struct xfp_key_words *mw;
@@ -377,7 +379,7 @@ static __always_inline void xfp_probe_group(__u32 *best, const struct xfp_set_he
 
 	grp = bpf_map_lookup_elem(&xfp_groups_v1, &gidx);
 	if (!grp)
-		return;
+		return 0;
 	mw = (const void *)&grp->mask;
 	key->w[0] = fw->w[0] & mw->w[0];
 	key->w[1] = fw->w[1] & mw->w[1];
@@ -386,7 +388,49 @@ static __always_inline void xfp_probe_group(__u32 *best, const struct xfp_set_he
 	key->w[4] = fw->w[4] & mw->w[4];
 	((struct xfp_fields *)key)->layer = layer;
 	((struct xfp_fields *)key)->tuple = (__u8)t;
-	xfp_merge_chain(best, xfp_find_entry(hdr, key), fw, idx * XFP_MAX_TUPLES);
+	return xfp_find_entry(hdr, key);
+}
+
+/* Probes group `t` and merges the rows the frame matches. */
+static __always_inline void xfp_probe_group(__u32 *best, const struct xfp_set_header *hdr,
+					    const struct xfp_fields *f, struct xfp_key_words *key, __u32 idx,
+					    __u8 layer, __u32 t)
+{
+	xfp_merge_chain(best, xfp_group_row(hdr, f, key, idx, layer, t), (const void *)f, idx * XFP_MAX_TUPLES);
+}
+
+/* The frame's verdict, counted. */
+static __always_inline void xfp_decide(struct xfp_layer_counters *lc, struct xfp_decision *d, __u8 verdict)
+{
+	d->verdict = verdict;
+	lc->c[verdict == XFP_ACTION_BLOCK ? XFP_CNT_BLOCK : XFP_CNT_PERMIT]++;
+}
+
+/* No filter decided: the layer's default, counted as such. */
+static __always_inline __u8 xfp_default_verdict(const struct xfp_set_header *hdr, struct xfp_layer_counters *lc)
+{
+	lc->c[XFP_CNT_DEFAULT]++;
+	return hdr->default_action == XFP_ACTION_BLOCK ? XFP_ACTION_BLOCK : XFP_ACTION_PERMIT;
+}
+
+/* A row that decides alone (abi.h, XFP_ROW_DECIDES): counts the filters its
+ * arbitration evaluated, as the general path's loop would. */
+static __always_inline void xfp_count_row(const struct xfp_entry *e, __u32 idx, __u32 wire_len)
+{
+	__u32 n = e->ndecide, i;
+
+#pragma unroll
+	for (i = 0; i < XFP_MAX_SUBLAYERS; i++) {
+		struct xfp_rule *rule;
+		__u32 ridx;
+
+		if (i >= n)
+			break;
+		ridx = idx * XFP_MAX_FILTERS + (e->ranks[i] & (XFP_MAX_FILTERS - 1));
+		rule = bpf_map_lookup_elem(&xfp_rules_v2, &ridx);
+		if (rule)
+			xfp_count_filter(rule->slot, wire_len);
+	}
 }
 
 /* xsk_index: XFP_XSK_INDEX of the frame's queue, or ~0 where no socket can be. */
@@ -419,7 +463,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	/* One read of the bank: this frame sees that compiled set only. */
 	bank = *(volatile __u32 *)&cfg->active_bank & 1;
 	idx = bank * XFP_LAYER_COUNT + layer;
-	hdr = bpf_map_lookup_elem(&xfp_hdr_v3, &idx);
+	hdr = bpf_map_lookup_elem(&xfp_hdr_v4, &idx);
 
 	/* Offloaded flows are decided first, before the frame parser: an
 	 * offloaded frame costs its flow key and one hash lookup. An entry
@@ -468,6 +512,26 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 		if (ifc) {
 			xfp_copy_mac(f.iface_mac, ifc->mac);
 			f.compartment = ifc->compartment;
+		}
+	}
+
+	/* A set of one probe group and nothing else (the set header's
+	 * one_probe): the rows of one key are all the frame can match. No
+	 * row, or one that decides alone, and the verdict is known without
+	 * best[] or the arbitration: a deny list of MACs takes this path. A
+	 * key with a chain, or with a callout to consult, goes the general way
+	 * below, which probes it again. */
+	if (hdr->one_probe && ngroups == 1) {
+		struct xfp_entry *row = xfp_group_row(hdr, &f, &key, idx, layer, 0);
+
+		if (!row) {
+			xfp_decide(lc, d, xfp_default_verdict(hdr, lc));
+			return;
+		}
+		if (row->flags & XFP_ROW_DECIDES) {
+			xfp_count_row(row, idx, wire_len);
+			xfp_decide(lc, d, row->verdict == XFP_ACTION_BLOCK ? XFP_ACTION_BLOCK : XFP_ACTION_PERMIT);
+			return;
 		}
 	}
 
@@ -556,15 +620,9 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 			break;
 	}
 
-	if (arb.action == XFP_ACTION_NONE) {
-		lc->c[XFP_CNT_DEFAULT]++;
-		verdict = hdr->default_action == XFP_ACTION_BLOCK ? XFP_ACTION_BLOCK
-								  : XFP_ACTION_PERMIT;
-	} else {
-		verdict = arb.action;
-	}
-	d->verdict = verdict;
+	verdict = arb.action == XFP_ACTION_NONE ? xfp_default_verdict(hdr, lc) : arb.action;
 	if (d->punt) {
+		d->verdict = verdict;
 		/* User space decides and counts permit or block. meta.flow is
 		 * filled in by the XDP program (xfp_flow_handle_xdp), after this
 		 * function: called here, on every path that punts, it multiplies
@@ -572,7 +630,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 		lc->c[XFP_CNT_PUNT]++;
 		return;
 	}
-	lc->c[verdict == XFP_ACTION_BLOCK ? XFP_CNT_BLOCK : XFP_CNT_PERMIT]++;
+	xfp_decide(lc, d, verdict);
 }
 
 #endif /* XFP_CLASSIFY_H */

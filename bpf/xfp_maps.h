@@ -24,7 +24,7 @@ struct {
 	__uint(max_entries, XFP_BANKS * XFP_LAYER_COUNT);
 	__type(key, __u32);
 	__type(value, struct xfp_set_header);
-} xfp_hdr_v3 SEC(".maps");
+} xfp_hdr_v4 SEC(".maps");
 
 /* [bank][layer][tuple]: the masks of each condition shape, which a row's
  * own key is checked under (abi.h, struct xfp_entry). */
@@ -68,7 +68,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct xfp_entry);
-} xfp_entries_v4 SEC(".maps");
+} xfp_entries_v5 SEC(".maps");
 
 /* [bank][layer][rank]: each rank's rule (abi.h, struct xfp_rule).
  * Memory-mapped: user space writes a layer's rules with one copy. */
@@ -90,7 +90,7 @@ struct {
 	__type(value, __u64);
 } xfp_prune_v1 SEC(".maps");
 
-/* [bank][layer][XFP_PRUNE_SPAN]: 1 + index in xfp_entries_v4 per
+/* [bank][layer][XFP_PRUNE_SPAN]: 1 + index in xfp_entries_v5 per
  * small-field value, 0 when no filter matches it. u64 because a
  * memory-mapped array spaces its elements 8 bytes apart. */
 struct {

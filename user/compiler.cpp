@@ -554,4 +554,24 @@ xfp_rule kernel_rule(const xfp_match& m) {
   return r;
 }
 
+void mark_decides_alone(xfp_entry& row, std::span<const xfp_rule> rules) {
+  xfp_arbitration arb;
+  xfp_arbitration_init(&arb);
+  uint8_t evaluated = 0;
+  // As the kernel's loop: slot order (ranks[] is), every winner counted
+  // until a hard block ends it.
+  for (uint32_t i = 0; i < row.nranks && i < XFP_MAX_SUBLAYERS && !arb.final; ++i) {
+    const uint32_t rank = row.ranks[i] & XFP_RANK_MASK;
+    if (rank >= rules.size()) return;
+    const xfp_rule& r = rules[rank];
+    if (r.flags & XFP_MATCH_CALLOUT) return;
+    xfp_arbitration_step(&arb, r.decision, (r.flags & XFP_MATCH_HARD) ? 1 : 0, 0, r.slot);
+    ++evaluated;
+  }
+  if (arb.action != XFP_ACTION_PERMIT && arb.action != XFP_ACTION_BLOCK) return;
+  row.flags |= XFP_ROW_DECIDES;
+  row.verdict = arb.action;
+  row.ndecide = evaluated;
+}
+
 }  // namespace xfp

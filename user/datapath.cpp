@@ -205,7 +205,7 @@ struct Datapath::Impl {
   size_t prune_bytes = 0;
   uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v2
   size_t dmap_bytes = 0;
-  xfp_entry* entries = nullptr;  // mmap of xfp_entries_v4: [bank][bank_entries]
+  xfp_entry* entries = nullptr;  // mmap of xfp_entries_v5: [bank][bank_entries]
   size_t entries_bytes = 0;
   xfp_rule* rules = nullptr;  // mmap of xfp_rules_v2: [bank][layer][XFP_MAX_FILTERS]
   size_t rules_bytes = 0;
@@ -254,7 +254,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
                                           opts.max_entries, XFP_BANKS));
   impl->bank_entries = opts.set_capacity();
   impl->bank_buckets = entry_table_buckets(impl->bank_entries);
-  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v4, impl->bank_entries * XFP_BANKS) != 0 ||
+  if (bpf_map__set_max_entries(impl->skel->maps.xfp_entries_v5, impl->bank_entries * XFP_BANKS) != 0 ||
       bpf_map__set_max_entries(impl->skel->maps.xfp_buckets_v2, impl->bank_buckets * XFP_BANKS) != 0)
     return errno_error("sizing the entry table");
   if (opts.max_offloads == 0) return make_error(EINVAL, "the flow offload map needs at least one entry");
@@ -272,7 +272,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   impl->prune = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_prune_v1, sizeof(uint64_t), impl->prune_bytes));
   impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v2, sizeof(uint64_t), impl->dmap_bytes));
   impl->entries =
-      static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v4, sizeof(xfp_entry), impl->entries_bytes));
+      static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v5, sizeof(xfp_entry), impl->entries_bytes));
   impl->buckets =
       static_cast<xfp_bucket*>(map_array(impl->skel->maps.xfp_buckets_v2, sizeof(xfp_bucket), impl->buckets_bytes));
   impl->rules = static_cast<xfp_rule*>(map_array(impl->skel->maps.xfp_rules_v2, sizeof(xfp_rule), impl->rules_bytes));
@@ -291,7 +291,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
   for (uint32_t i = 0; i < XFP_BANKS * XFP_LAYER_COUNT; ++i) {
     xfp_set_header h{};
     h.default_action = XFP_ACTION_PERMIT;
-    if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_hdr_v3), &i, &h, BPF_ANY) != 0)
+    if (bpf_map_update_elem(impl->map_fd(impl->skel->maps.xfp_hdr_v4), &i, &h, BPF_ANY) != 0)
       return errno_error("initialising the set headers");
   }
   return std::unique_ptr<Datapath>(new Datapath(std::move(impl)));
@@ -690,7 +690,7 @@ Status Datapath::install(const CompiledSet& set) {
   const uint32_t bank = impl_->active_bank ^ 1;
   const int tuples_fd = impl_->map_fd(impl_->skel->maps.xfp_tuples_v1);
   const int groups_fd = impl_->map_fd(impl_->skel->maps.xfp_groups_v1);
-  const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v3);
+  const int hdr_fd = impl_->map_fd(impl_->skel->maps.xfp_hdr_v4);
   for (const CompiledLayer& cl : set.layers)
     if ((!cl.tuples.empty() && (cl.prune.size() != XFP_PRUNE_SPAN ||
                                 cl.grouping.group_of_tuple.size() != cl.tuples.size())) ||
@@ -733,6 +733,10 @@ Status Datapath::install(const CompiledSet& set) {
       const TupleGroup& group = cl.grouping.groups[cl.grouping.group_of_tuple[t]];
       if (std::memcmp(&cl.tuples[t].mask, &group.mask, sizeof(xfp_fields)) == 0) row_flags_of_tuple[t] = XFP_ROW_EXACT;
     }
+    // The rules first: a row that decides alone is worked out from them.
+    xfp_rule* rules = impl_->rules + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_MAX_FILTERS;
+    for (size_t rank = 0; rank < cl.match_of_rank.size(); ++rank) rules[rank] = kernel_rule(cl.match_of_rank[rank]);
+    const size_t first_key = keys.size();
     for (const CompiledEntry& e : cl.entries) {
       if (e.key.tuple >= cl.grouping.group_of_tuple.size())
         return make_error(EINVAL, "compiled set with an entry of an unknown tuple");
@@ -751,6 +755,13 @@ Status Datapath::install(const CompiledSet& set) {
         keys[it->second.key].entry = row_base + nrows;
       }
       ++nrows;
+    }
+    // A key that leads to one exact row: that row is all a frame with this
+    // key matches in its group (abi.h, XFP_ROW_DECIDES).
+    for (size_t k = first_key; k < keys.size(); ++k) {
+      xfp_entry& head = rows[keys[k].entry - row_base];
+      if ((head.flags & XFP_ROW_EXACT) && head.next == XFP_ROW_NONE)
+        mark_decides_alone(head, std::span<const xfp_rule>(rules, cl.match_of_rank.size()));
     }
     if (!cl.direct_fields) continue;
     const uint32_t first = row_base + nrows;  // row of result id 1
@@ -775,8 +786,6 @@ Status Datapath::install(const CompiledSet& set) {
       const xfp_tuple mask{cl.grouping.groups[g].mask};
       if (bpf_map_update_elem(groups_fd, &idx, &mask, BPF_ANY) != 0) return errno_error("writing the group table");
     }
-    xfp_rule* rules = impl_->rules + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_MAX_FILTERS;
-    for (size_t rank = 0; rank < cl.match_of_rank.size(); ++rank) rules[rank] = kernel_rule(cl.match_of_rank[rank]);
     if (cl.prune.size() == XFP_PRUNE_SPAN)
       std::memcpy(impl_->prune + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN,
                   cl.prune.data(), XFP_PRUNE_SPAN * sizeof(uint64_t));
@@ -785,6 +794,7 @@ Status Datapath::install(const CompiledSet& set) {
     h.prune_fields = cl.prune_fields;
     h.needs_iface = cl.needs_iface ? 1 : 0;
     h.ngroups = static_cast<uint32_t>(cl.grouping.groups.size());
+    h.one_probe = h.ngroups == 1 && !h.direct_fields && !h.prune_fields ? 1 : 0;
     h.nsublayers = cl.nsublayers;
     h.generation = generation_ + 1;
     h.default_action = set.default_action[l];

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #endif
 
-#define XFP_ABI_VERSION 4
+#define XFP_ABI_VERSION 5
 
 /* Limits of the compiled filter set. */
 #define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer (and probe groups) */
@@ -51,7 +51,7 @@
 /*
  * Direct tables: filters whose conditions all sit on one of the small fields
  * above skip tuple space. For each value, xfp_dmap_v2 (same layout as the
- * prune table) holds 1 + the index in xfp_entries_v4 of the per-sublayer
+ * prune table) holds 1 + the index in xfp_entries_v5 of the per-sublayer
  * best matches for that value, or 0 when no filter matches it.
  */
 enum xfp_direct_field {
@@ -173,7 +173,7 @@ struct xfp_match {
 };
 
 /*
- * A row of xfp_entries_v4: the matches of one key, the best rank of each
+ * A row of xfp_entries_v5: the matches of one key, the best rank of each
  * sublayer slot that has one (its rule in xfp_rules_v2). Tuple space probes by group (user/xfp/tuple_groups.hpp):
  * tuples whose masks nest share one probe, keyed by the common part of their
  * masks (a group's mask, in xfp_groups_v1). The group key leads to the
@@ -187,23 +187,33 @@ struct xfp_match {
  * Ranks are packed with their slot and only the slots that hold one are
  * listed (`nranks` of them): most rows hold one sublayer's filters, and
  * merging a row then costs one min, not one per slot of XFP_MAX_SUBLAYERS.
+ *
+ * XFP_ROW_DECIDES: the row alone gives a verdict, worked out at install with
+ * the kernel's arbitration over its own ranks: `verdict`, after counting the
+ * filters of its first `ndecide` ranks (those the arbitration evaluates, up
+ * to a hard block). Set on an exact row alone in its chain whose evaluated
+ * filters have no callout (a served callout is a run-time fact). The kernel
+ * uses it only where the set header's `one_probe` says that the row's group
+ * is the frame's only lookup, so nothing else can match.
  */
 #define XFP_ROW_NONE 0xffffffffu
-#define XFP_ROW_EXACT 1u /* xfp_entry.flags: the row's key is its group key */
+#define XFP_ROW_EXACT 1u   /* xfp_entry.flags: the row's key is its group key */
+#define XFP_ROW_DECIDES 2u /* xfp_entry.flags: verdict and ndecide hold its outcome */
 #define XFP_RANK_SLOT_SHIFT 24   /* packed rank: slot << 24 | rank */
 #define XFP_RANK_MASK 0x00ffffffu
 #define XFP_RANK_PACK(slot, rank) (((__u32)(slot) << XFP_RANK_SLOT_SHIFT) | ((__u32)(rank) & XFP_RANK_MASK))
 struct xfp_entry {
 	struct xfp_fields key; /* masked with its tuple's mask; layer and tuple id set */
 	__u32 next;            /* next row of the same group key, XFP_ROW_NONE at the end */
-	__u8 flags;            /* XFP_ROW_EXACT */
+	__u8 flags;            /* XFP_ROW_EXACT, XFP_ROW_DECIDES */
 	__u8 nranks;           /* ranks[] in use, 0..XFP_MAX_SUBLAYERS */
-	__u8 pad[2];
+	__u8 verdict;          /* XFP_ROW_DECIDES: XFP_ACTION_PERMIT or _BLOCK */
+	__u8 ndecide;          /* XFP_ROW_DECIDES: ranks whose filters count, 1..nranks */
 	__u32 ranks[XFP_MAX_SUBLAYERS]; /* XFP_RANK_PACK(slot, rank), by slot, each slot once */
 };
 
 /*
- * The entry table: tuple space's group keys -> index in xfp_entries_v4.
+ * The entry table: tuple space's group keys -> index in xfp_entries_v5.
  * User space builds it whole for a bank (a cuckoo hash: every key sits in
  * one of its two candidate buckets, so a lookup reads two buckets at most)
  * in an array map that the BPF programs probe inline: the kernel's hash
@@ -217,7 +227,7 @@ struct xfp_entry {
 #define XFP_SLOT_FREE 0xff
 struct xfp_slot {
 	struct xfp_fields key; /* fields masked with the group's mask, layer and group id (in .tuple) */
-	__u32 entry;           /* index in xfp_entries_v4: the key's first row */
+	__u32 entry;           /* index in xfp_entries_v5: the key's first row */
 	__u32 pad;
 };
 
@@ -236,7 +246,8 @@ struct xfp_set_header {
 	__u8 needs_iface;     /* some filter reads interface MAC or compartment */
 	__u32 bucket_mask;    /* buckets in the bank's region - 1 (a power of two - 1) */
 	__u32 bucket_base;    /* index in xfp_buckets_v2 of the bank's first bucket */
-	__u32 pad;
+	__u8 one_probe;       /* one group, no direct table, no pruning: a frame's only lookup is group 0's */
+	__u8 pad[3];
 	__u64 hash_seed;      /* xfp_entry_hash() seed the bank's table was built with */
 };
 
@@ -484,9 +495,11 @@ XFP_STATIC_ASSERT(sizeof(struct xfp_entry) == 48 + 4 * XFP_MAX_SUBLAYERS, "xfp_e
 XFP_STATIC_ASSERT(sizeof(struct xfp_rule) == 8, "xfp_rule layout: mmapable arrays stride 8 bytes");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_entry, next) == 40, "xfp_entry next offset");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_entry, ranks) == 48, "xfp_entry ranks offset");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_entry, verdict) == 46, "xfp_entry verdict offset");
 XFP_STATIC_ASSERT(XFP_MAX_FILTERS <= XFP_RANK_MASK, "a packed rank holds every rank");
 XFP_STATIC_ASSERT(XFP_MAX_SUBLAYERS <= (1u << (32 - XFP_RANK_SLOT_SHIFT)), "a packed rank holds every slot");
 XFP_STATIC_ASSERT(sizeof(struct xfp_set_header) == 40, "xfp_set_header layout");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_set_header, one_probe) == 28, "xfp_set_header one_probe offset");
 XFP_STATIC_ASSERT(sizeof(struct xfp_slot) == 48, "xfp_slot layout");
 XFP_STATIC_ASSERT(sizeof(struct xfp_bucket) == 48 * XFP_BUCKET_SLOTS, "xfp_bucket layout");
 XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_slot, entry) == 40, "xfp_slot entry offset");

@@ -340,6 +340,49 @@ TEST_F(ClassifierTest, EverySublayerIsEvaluatedEvenAfterAPermit) {
   EXPECT_EQ(counters_of(2).frames, 1u);
 }
 
+// A deny list of MACs is one probe group and nothing else: the kernel takes
+// a frame's verdict from the one row its key leads to (abi.h,
+// XFP_ROW_DECIDES), or the default when there is none, without the
+// arbitration. A row with a callout still goes through it. Verdicts and
+// every counter must be what the arbitration gives.
+TEST_F(ClassifierTest, AMacListDecidesFromItsOneRowWithTheArbitrationsCounters) {
+  constexpr uint64_t kPermittedMac = 0x025e20000002ull, kCalloutMac = 0x025e20000003ull;
+  const Mac permitted{0x02, 0x5e, 0x20, 0x00, 0x00, 0x02}, callout{0x02, 0x5e, 0x20, 0x00, 0x00, 0x03};
+  install({filter(Action::Block, {cond(Field::RemoteMac, Match::Equal, kRemoteMac)}, 0, 0, "high"),
+           filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kRemoteMac)}, 0, 0, "low"),
+           filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kPermittedMac)}, 0, 0, "high"),
+           filter(Action::Block, {cond(Field::RemoteMac, Match::Equal, kPermittedMac)}, 0, 0, "low"),
+           filter(Action::CalloutTerminating, {cond(Field::RemoteMac, Match::Equal, kCalloutMac)}, 0, 0, "high")},
+          {{"high", 100}, {"low", 10}});
+  ASSERT_EQ(inbound_groups_, 1u);
+  const LayerCounters before = datapath_->layer_counters(Layer::Inbound);
+  auto frame = [](const Mac& src) { return base().src(src).pad_to(80).build(); };
+  EXPECT_EQ(run_inbound(frame(kRemote)), Verdict::Block);     // hard block: the low permit not evaluated
+  EXPECT_EQ(run_inbound(frame(permitted)), Verdict::Block);   // soft permit, then the low block
+  EXPECT_EQ(run_inbound(frame(permitted)), Verdict::Block);
+  EXPECT_EQ(run_inbound(frame(callout)), Verdict::Block);     // unregistered: its fail action
+  EXPECT_EQ(run_inbound(frame(kOther)), Verdict::Permit);     // no row: the default
+  const LayerCounters after = datapath_->layer_counters(Layer::Inbound);
+  EXPECT_EQ(counters_of(1).frames, 1u);
+  EXPECT_EQ(counters_of(1).bytes, 80u);
+  EXPECT_EQ(counters_of(2).frames, 0u);
+  EXPECT_EQ(counters_of(3).frames, 2u);
+  EXPECT_EQ(counters_of(4).frames, 2u);
+  EXPECT_EQ(counters_of(4).bytes, 160u);
+  EXPECT_EQ(counters_of(5).frames, 1u);
+  auto delta = [&](int c) { return after.c[c] - before.c[c]; };
+  EXPECT_EQ(delta(XFP_CNT_FRAMES), 5u);
+  EXPECT_EQ(delta(XFP_CNT_BYTES), 400u);
+  EXPECT_EQ(delta(XFP_CNT_BLOCK), 4u);
+  EXPECT_EQ(delta(XFP_CNT_PERMIT), 1u);
+  EXPECT_EQ(delta(XFP_CNT_DEFAULT), 1u);
+  EXPECT_EQ(delta(XFP_CNT_CALLOUT_FAIL), 1u);
+  // The same on a default of block: a frame no row names takes it.
+  install({filter(Action::Permit, {cond(Field::RemoteMac, Match::Equal, kRemoteMac)})}, {}, Action::Block);
+  EXPECT_EQ(run_inbound(frame(kRemote)), Verdict::Permit);
+  EXPECT_EQ(run_inbound(frame(kOther)), Verdict::Block);
+}
+
 // A value of a direct table (one small field) whose filters sit in three,
 // two or one sublayers: its row lists that many ranks (abi.h, struct
 // xfp_entry), and the lowest sublayer's block must count in every case.

@@ -8,6 +8,8 @@
 #include "xfp/compiler.hpp"
 #include "xfp/filter_set.hpp"
 
+#include <vector>
+
 namespace xfp {
 namespace {
 
@@ -123,6 +125,64 @@ TEST(KernelRule, CarriesTheDecisionWithoutAServedCallout) {
     EXPECT_EQ(r.slot, 42u) << c.name;
     EXPECT_EQ(r.callout_id, 7) << c.name;
   }
+}
+
+// A row that decides alone (XFP_ROW_DECIDES) carries what the kernel's
+// arbitration over its own ranks would reach, and how many filters it
+// counts on the way.
+struct DecideCase {
+  const char* name;
+  std::vector<xfp_rule> rules;  // rule of rank r, one rank per slot in order
+  bool decides;
+  uint8_t verdict;
+  uint8_t counted;
+};
+
+xfp_rule rule(uint8_t decision, uint8_t flags) {
+  xfp_rule r{};
+  r.decision = decision;
+  r.flags = flags;
+  return r;
+}
+
+TEST(KernelRow, DecidesAloneWithTheVerdictAndCountOfItsArbitration) {
+  const xfp_rule block = rule(XFP_ACTION_BLOCK, XFP_MATCH_HARD);
+  const xfp_rule permit = rule(XFP_ACTION_PERMIT, 0);
+  const xfp_rule hard_permit = rule(XFP_ACTION_PERMIT, XFP_MATCH_HARD);
+  const xfp_rule callout = rule(XFP_ACTION_BLOCK, XFP_MATCH_CALLOUT | XFP_MATCH_HARD);
+  const xfp_rule inspection = rule(XFP_ACTION_CONTINUE, XFP_MATCH_CALLOUT);
+  const DecideCase cases[] = {
+      {"one block", {block}, true, XFP_ACTION_BLOCK, 1},
+      {"one permit", {permit}, true, XFP_ACTION_PERMIT, 1},
+      {"a soft permit, then a block", {permit, block}, true, XFP_ACTION_BLOCK, 2},
+      {"a block ends it: the permit after is not counted", {block, permit}, true, XFP_ACTION_BLOCK, 1},
+      {"a hard permit stands, the block after is still counted", {hard_permit, block}, true, XFP_ACTION_PERMIT, 2},
+      {"permits in three sublayers", {permit, permit, permit}, true, XFP_ACTION_PERMIT, 3},
+      {"a callout: served or not is per frame", {callout}, false, 0, 0},
+      {"an inspection callout after a permit", {permit, inspection}, false, 0, 0},
+      {"a callout after the block that ends it is never consulted", {block, callout}, true, XFP_ACTION_BLOCK, 1},
+  };
+  for (const DecideCase& c : cases) {
+    SublayerRanks ranks = no_ranks();
+    for (uint32_t i = 0; i < c.rules.size(); ++i) ranks[i] = i;
+    xfp_entry row = kernel_row(xfp_fields{}, ranks);
+    row.flags = XFP_ROW_EXACT;
+    mark_decides_alone(row, c.rules);
+    EXPECT_EQ((row.flags & XFP_ROW_DECIDES) != 0, c.decides) << c.name;
+    EXPECT_TRUE(row.flags & XFP_ROW_EXACT) << c.name;
+    if (!c.decides) continue;
+    EXPECT_EQ(row.verdict, c.verdict) << c.name;
+    EXPECT_EQ(row.ndecide, c.counted) << c.name;
+  }
+}
+
+TEST(KernelRow, ARankWithoutARuleLeavesTheRowToTheArbitration) {
+  SublayerRanks ranks = no_ranks();
+  ranks[0] = 3;  // only ranks 0..1 have rules
+  xfp_entry row = kernel_row(xfp_fields{}, ranks);
+  const std::vector<xfp_rule> rules = {rule(XFP_ACTION_BLOCK, XFP_MATCH_HARD), rule(XFP_ACTION_BLOCK, XFP_MATCH_HARD)};
+  mark_decides_alone(row, rules);
+  EXPECT_EQ(row.flags & XFP_ROW_DECIDES, 0);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "xfp/abi.h"
@@ -80,5 +81,13 @@ xfp_entry kernel_row(const xfp_fields& key, const SublayerRanks& ranks);
 // The kernel's rule of a match (abi.h, struct xfp_rule): the decision it
 // makes while its callout, if any, is not served, worked out here once.
 xfp_rule kernel_rule(const xfp_match& m);
+
+// Marks `row` XFP_ROW_DECIDES (abi.h) with the verdict the kernel's
+// arbitration reaches over the row's own ranks, and how many of them it
+// evaluates, unless one of those filters has a callout: whether that is
+// served is only known per frame. `rules`: the layer's, by rank. The
+// caller decides whether the row may decide alone (an exact row alone in
+// its chain); this only works out what it would decide.
+void mark_decides_alone(xfp_entry& row, std::span<const xfp_rule> rules);
 
 }  // namespace xfp

@@ -215,6 +215,7 @@ struct Config {
   long direct = -1;    // filters in direct tables (-1: compiler without them)
   size_t tuples = 0;
   size_t groups = 0;   // probes: groups of tuples (tuple_groups.hpp)
+  bool one_probe = false;  // one group and nothing else: rows decide alone (xfp_set_header.one_probe)
   std::map<std::string, size_t> tuples_by_fields;
   double build_ms = 0, compile_ms = 0, install_ms = 0, reinstall_ms = 0;
   std::unique_ptr<xfp::Datapath> dp;
@@ -291,6 +292,8 @@ xfp::Result<xfp::CompiledSet> build_config(Config& c, size_t n, uint64_t seed, c
   c.tuples = compiled->layers[XFP_LAYER_INBOUND].tuples.size();
   c.groups = compiled->layers[XFP_LAYER_INBOUND].grouping.groups.size();
   c.direct = direct_filters_of(compiled->layers[XFP_LAYER_INBOUND], 0);
+  c.one_probe = c.groups == 1 && !compiled->layers[XFP_LAYER_INBOUND].direct_fields &&
+                !compiled->layers[XFP_LAYER_INBOUND].prune_fields;
   XFP_TRY(install_timed(c, *compiled, dopts));
   return std::move(*compiled);
 }
@@ -598,6 +601,11 @@ int main(int argc, char** argv) {
             pass ? "PASS" : "FAIL");
     jtargets["ratio"] = {{"largest", big->filters}, {"reference", ref.filters}, {"target", target_ratio},
                          {"value", ratio}, {"pass", pass}};
+    if (ref.one_probe && !big->one_probe)
+      fprintf(out, "info    %zu filter%s: one probe group and nothing else, where a frame's row decides alone; %zu "
+                   "filters: the general path (best ranks, arbitration). The ratio compares the two paths "
+                   "(docs/ARCHITECTURE.md, \"A row that decides alone\")\n",
+              ref.filters, ref.filters == 1 ? "" : "s", big->filters);
     for (const auto& c : configs) {
       if (c.baseline || c.filters != kShapes || &c == &ref || &c == big) continue;
       const double r3 = xfpbench::median_of(big->mix_ns) / xfpbench::median_of(c.mix_ns);

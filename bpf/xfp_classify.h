@@ -413,6 +413,13 @@ static __always_inline __u8 xfp_default_verdict(const struct xfp_set_header *hdr
 	return hdr->default_action == XFP_ACTION_BLOCK ? XFP_ACTION_BLOCK : XFP_ACTION_PERMIT;
 }
 
+/* The index in xfp_rules_v2 of `rank`'s rule (packed or not: the slot bits
+ * are masked off) in the set `idx` (bank and layer). */
+static __always_inline __u32 xfp_rule_index(__u32 idx, __u32 rank)
+{
+	return idx * XFP_MAX_FILTERS + (rank & (XFP_MAX_FILTERS - 1));
+}
+
 /* A row that decides alone (abi.h, XFP_ROW_DECIDES): counts the filters its
  * arbitration evaluated, as the general path's loop would. */
 static __always_inline void xfp_count_row(const struct xfp_entry *e, __u32 idx, __u32 wire_len)
@@ -426,7 +433,7 @@ static __always_inline void xfp_count_row(const struct xfp_entry *e, __u32 idx, 
 
 		if (i >= n)
 			break;
-		ridx = idx * XFP_MAX_FILTERS + (e->ranks[i] & (XFP_MAX_FILTERS - 1));
+		ridx = xfp_rule_index(idx, e->ranks[i]);
 		rule = bpf_map_lookup_elem(&xfp_rules_v2, &ridx);
 		if (rule)
 			xfp_count_filter(rule->slot, wire_len);
@@ -585,7 +592,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 		if (rank == XFP_RANK_NONE)
 			continue;
 		/* The winner's rule: how it counts and decides. */
-		ridx = idx * XFP_MAX_FILTERS + (rank & (XFP_MAX_FILTERS - 1));
+		ridx = xfp_rule_index(idx, rank);
 		rule = bpf_map_lookup_elem(&xfp_rules_v2, &ridx);
 		if (!rule)
 			continue;

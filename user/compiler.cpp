@@ -554,6 +554,10 @@ xfp_rule kernel_rule(const xfp_match& m) {
   return r;
 }
 
+bool one_probe(const CompiledLayer& cl) {
+  return cl.grouping.groups.size() == 1 && !cl.direct_fields && !cl.prune_fields;
+}
+
 void mark_decides_alone(xfp_entry& row, std::span<const xfp_rule> rules) {
   xfp_arbitration arb;
   xfp_arbitration_init(&arb);

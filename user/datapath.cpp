@@ -794,7 +794,7 @@ Status Datapath::install(const CompiledSet& set) {
     h.prune_fields = cl.prune_fields;
     h.needs_iface = cl.needs_iface ? 1 : 0;
     h.ngroups = static_cast<uint32_t>(cl.grouping.groups.size());
-    h.one_probe = h.ngroups == 1 && !h.direct_fields && !h.prune_fields ? 1 : 0;
+    h.one_probe = one_probe(cl) ? 1 : 0;
     h.nsublayers = cl.nsublayers;
     h.generation = generation_ + 1;
     h.default_action = set.default_action[l];

@@ -292,8 +292,7 @@ xfp::Result<xfp::CompiledSet> build_config(Config& c, size_t n, uint64_t seed, c
   c.tuples = compiled->layers[XFP_LAYER_INBOUND].tuples.size();
   c.groups = compiled->layers[XFP_LAYER_INBOUND].grouping.groups.size();
   c.direct = direct_filters_of(compiled->layers[XFP_LAYER_INBOUND], 0);
-  c.one_probe = c.groups == 1 && !compiled->layers[XFP_LAYER_INBOUND].direct_fields &&
-                !compiled->layers[XFP_LAYER_INBOUND].prune_fields;
+  c.one_probe = xfp::one_probe(compiled->layers[XFP_LAYER_INBOUND]);
   XFP_TRY(install_timed(c, *compiled, dopts));
   return std::move(*compiled);
 }

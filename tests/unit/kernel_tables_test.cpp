@@ -176,6 +176,29 @@ TEST(KernelRow, DecidesAloneWithTheVerdictAndCountOfItsArbitration) {
   }
 }
 
+// A list of MACs is one probe group and nothing else; a filter on a small
+// field adds a direct table, after which a frame has more than one lookup.
+TEST(OneProbe, AMacListIsOneProbeUntilASmallFieldFilterJoinsIt) {
+  FilterSet set;
+  for (uint64_t mac : {0x020000000001ull, 0x020000000002ull}) {
+    Filter f;
+    f.action = Action::Block;
+    f.conditions = {Condition{Field::RemoteMac, Match::Equal, mac, 0, ~0ull}};
+    ASSERT_TRUE(set.add_filter(f).ok());
+  }
+  auto compiled = compile(set);
+  ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+  EXPECT_TRUE(one_probe(compiled->layers[XFP_LAYER_INBOUND]));
+  EXPECT_FALSE(one_probe(compiled->layers[XFP_LAYER_OUTBOUND])) << "no filter: no group to probe";
+  Filter et;
+  et.action = Action::Permit;
+  et.conditions = {Condition{Field::EtherType, Match::Equal, 0x88b5, 0, ~0ull}};
+  ASSERT_TRUE(set.add_filter(et).ok());
+  compiled = compile(set);
+  ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+  EXPECT_FALSE(one_probe(compiled->layers[XFP_LAYER_INBOUND]));
+}
+
 TEST(KernelRow, ARankWithoutARuleLeavesTheRowToTheArbitration) {
   SublayerRanks ranks = no_ranks();
   ranks[0] = 3;  // only ranks 0..1 have rules

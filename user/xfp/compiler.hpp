@@ -82,6 +82,11 @@ xfp_entry kernel_row(const xfp_fields& key, const SublayerRanks& ranks);
 // makes while its callout, if any, is not served, worked out here once.
 xfp_rule kernel_rule(const xfp_match& m);
 
+// A layer of one probe group and nothing else (no direct table, no pruning):
+// a frame's only lookup is that group's, so a row that decides alone is the
+// frame's verdict (the set header's one_probe).
+bool one_probe(const CompiledLayer& cl);
+
 // Marks `row` XFP_ROW_DECIDES (abi.h) with the verdict the kernel's
 // arbitration reaches over the row's own ranks, and how many of them it
 // evaluates, unless one of those filters has a callout: whether that is

@@ -114,6 +114,9 @@ void sleep_for(double secs) {
 // pays for the same verdict.
 enum class PeerKind { Drop, XdpFilter, Xfp, XfpGeneral };
 
+// Both xfp peers share one Datapath: each installs its own set before it attaches.
+bool is_xfp(PeerKind k) { return k == PeerKind::Xfp || k == PeerKind::XfpGeneral; }
+
 struct PeerResult {
   PeerKind kind;
   std::string name;
@@ -193,7 +196,7 @@ xfp::Status attach_peer(Ctx& c, PeerResult& p) {
 }
 
 void detach_peer(Ctx& c, const PeerResult& p) {
-  if (p.kind == PeerKind::Xfp || p.kind == PeerKind::XfpGeneral) {
+  if (is_xfp(p.kind)) {
     auto s = c.dp->detach(Topology::kRxDev);
     if (!s) fprintf(stderr, "xfp-bench-veth: detaching xfp: %s\n", s.error().message.c_str());
     return;
@@ -391,7 +394,7 @@ int run(int argc, char** argv) {
     if (std::any_of(peers.begin(), peers.end(), [&](const PeerResult& q) { return q.kind == p.kind; })) continue;
     if (p.kind == PeerKind::XdpFilter && xfpbench::run_command({"xdp-filter", "help"}, true) == 127)
       p.unavailable = "xdp-filter is not installed (Debian package xdp-tools)";
-    if ((p.kind == PeerKind::Xfp || p.kind == PeerKind::XfpGeneral) && !dp) {
+    if (is_xfp(p.kind) && !dp) {
       auto d = xfp::Datapath::open();
       if (!d) {
         fprintf(stderr, "xfp-bench-veth: loading xfp: %s\n", d.error().message.c_str());

@@ -21,6 +21,29 @@ struct xfp_key_words {
 	__u64 w[sizeof(struct xfp_fields) / 8];
 };
 
+/*
+ * The frame's fields as the classifier holds them: the five words of a
+ * struct xfp_fields, read and written as words only, small fields by shift.
+ * Read by field, clang splits the struct into bytes and halfwords and
+ * rebuilds each word a probe hashes from those pieces (some thirty
+ * instructions per probe); read by word it keeps five registers.
+ */
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, compartment) == 4, "compartment: w0 bits 32..63");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, iface_mac) == 20, "iface_mac: w2 bits 32..63, w3 bits 0..15");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, vlan) == 28, "vlan: w3 bits 32..47");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, inner_vlan) == 30, "inner_vlan: w3 bits 48..63");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, frame_len) == 32, "frame_len: w4 bits 0..15");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, l2_flags) == 34, "l2_flags: w4 bits 16..31");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, local_addr_type) == 36, "local type: w4 bits 32..39");
+XFP_STATIC_ASSERT(__builtin_offsetof(struct xfp_fields, remote_addr_type) == 37, "remote type: w4 bits 40..47");
+#define XFP_FW_ETHERTYPE(fw) ((__u32)((fw).w[3] >> 16) & 0xffff)
+#define XFP_FW_VLAN(fw) ((__u32)((fw).w[3] >> 32) & 0xfff)
+#define XFP_FW_INNER_VLAN(fw) ((__u32)((fw).w[3] >> 48) & 0xfff)
+#define XFP_FW_FRAME_LEN(fw) ((__u32)(fw).w[4] & 0xffff)
+#define XFP_FW_L2_FLAGS(fw) ((__u32)((fw).w[4] >> 16) & 0xffff)
+/* local type * 4 + remote type, the index of the address-type tables */
+#define XFP_FW_ADDR_TYPES(fw) ((((__u32)((fw).w[4] >> 32) & 3) << 2) | ((__u32)((fw).w[4] >> 40) & 3))
+
 /* The bits of a key's last word that hold fields, not the layer and the
  * tuple or group id (abi.h: they are its top two bytes; BPF is little-endian
  * here, as the C++ side that writes the keys). */
@@ -452,7 +475,8 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	struct xfp_set_header *hdr;
 	struct xfp_layer_counters *lc;
 	struct xfp_iface *ifc;
-	struct xfp_fields f __attribute__((aligned(8)));
+	struct xfp_key_words fw; /* the frame's struct xfp_fields, by word */
+	const struct xfp_fields *f = (const void *)&fw;
 	struct xfp_key_words key;
 	__u32 best[XFP_MAX_SUBLAYERS]; /* per sublayer slot: the best rank so far */
 	struct xfp_arbitration arb;
@@ -499,15 +523,15 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 		}
 	}
 
-	__builtin_memset(&f, 0, sizeof(f));
-	/* ifindex and compartment as one word: the probes read words. */
-	((struct xfp_key_words *)&f)->w[0] = ifindex;
+	/* ifindex and compartment (0 until the interface step) as one word. */
+	fw.w[0] = ifindex;
+	fw.w[1] = fw.w[2] = fw.w[3] = fw.w[4] = 0;
 	/* Sets only the known flags, which the direct tables index. */
-	xfp_parse_frame(data, end, wire_len, layer, &f);
+	xfp_parse_frame(data, end, wire_len, layer, (struct xfp_fields *)&fw);
 
 	lc->c[XFP_CNT_FRAMES]++;
 	lc->c[XFP_CNT_BYTES] += wire_len;
-	if (f.l2_flags & XFP_L2_MALFORMED)
+	if (XFP_FW_L2_FLAGS(fw) & XFP_L2_MALFORMED)
 		lc->c[XFP_CNT_MALFORMED]++;
 	if (!hdr)
 		return;
@@ -517,8 +541,13 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	if (hdr->needs_iface) {
 		ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &iface_key);
 		if (ifc) {
-			xfp_copy_mac(f.iface_mac, ifc->mac);
-			f.compartment = ifc->compartment;
+			/* A little-endian 48-bit word, as the parser holds MACs. */
+			__u64 mac = ((__u64)ifc->mac[0]) | ((__u64)ifc->mac[1] << 8) | ((__u64)ifc->mac[2] << 16) |
+				    ((__u64)ifc->mac[3] << 24) | ((__u64)ifc->mac[4] << 32) | ((__u64)ifc->mac[5] << 40);
+
+			fw.w[0] = (fw.w[0] & 0xffffffffull) | ((__u64)ifc->compartment << 32);
+			fw.w[2] = (fw.w[2] & 0xffffffffull) | (mac << 32);
+			fw.w[3] = (fw.w[3] & ~0xffffull) | (mac >> 32);
 		}
 	}
 
@@ -529,7 +558,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	 * key with a chain, or with a callout to consult, goes the general way
 	 * below, which probes it again. */
 	if (hdr->one_probe && ngroups == 1) {
-		struct xfp_entry *row = xfp_group_row(hdr, &f, &key, idx, layer, 0);
+		struct xfp_entry *row = xfp_group_row(hdr, f, &key, idx, layer, 0);
 
 		if (!row) {
 			xfp_decide(lc, d, xfp_default_verdict(hdr, lc));
@@ -551,25 +580,25 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	if (hdr->prune_fields) {
 		__u32 pf = hdr->prune_fields;
 
-		xfp_prune(&cand, pf, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, f.ethertype);
-		xfp_prune(&cand, pf, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, f.frame_len);
-		xfp_prune(&cand, pf, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, f.vlan & 0xfff);
-		xfp_prune(&cand, pf, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, f.inner_vlan & 0xfff);
-		xfp_prune(&cand, pf, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, f.l2_flags & 0x7f);
+		xfp_prune(&cand, pf, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, XFP_FW_ETHERTYPE(fw));
+		xfp_prune(&cand, pf, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, XFP_FW_FRAME_LEN(fw));
+		xfp_prune(&cand, pf, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, XFP_FW_VLAN(fw));
+		xfp_prune(&cand, pf, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, XFP_FW_INNER_VLAN(fw));
+		xfp_prune(&cand, pf, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, XFP_FW_L2_FLAGS(fw) & 0x7f);
 		xfp_prune(&cand, pf, XFP_DIRECT_ADDR_TYPES, span, XFP_PRUNE_ADDR_TYPES,
-			  ((f.local_addr_type & 3) << 2) | (f.remote_addr_type & 3));
+			  XFP_FW_ADDR_TYPES(fw));
 	}
 
 	if (hdr->direct_fields) {
 		__u32 df = hdr->direct_fields;
 
-		xfp_direct(best, df, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, f.ethertype);
-		xfp_direct(best, df, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, f.frame_len);
-		xfp_direct(best, df, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, f.vlan & 0xfff);
-		xfp_direct(best, df, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, f.inner_vlan & 0xfff);
-		xfp_direct(best, df, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, f.l2_flags & 0x7f);
+		xfp_direct(best, df, XFP_DIRECT_ETHERTYPE, span, XFP_PRUNE_ETHERTYPE, XFP_FW_ETHERTYPE(fw));
+		xfp_direct(best, df, XFP_DIRECT_FRAME_LEN, span, XFP_PRUNE_FRAME_LEN, XFP_FW_FRAME_LEN(fw));
+		xfp_direct(best, df, XFP_DIRECT_VLAN, span, XFP_PRUNE_VLAN, XFP_FW_VLAN(fw));
+		xfp_direct(best, df, XFP_DIRECT_INNER_VLAN, span, XFP_PRUNE_INNER_VLAN, XFP_FW_INNER_VLAN(fw));
+		xfp_direct(best, df, XFP_DIRECT_L2_FLAGS, span, XFP_PRUNE_L2_FLAGS, XFP_FW_L2_FLAGS(fw) & 0x7f);
 		xfp_direct(best, df, XFP_DIRECT_ADDR_TYPES, span, XFP_PRUNE_ADDR_TYPES,
-			   ((f.local_addr_type & 3) << 2) | (f.remote_addr_type & 3));
+			   XFP_FW_ADDR_TYPES(fw));
 	}
 
 	/* Tuple space, one probe per group of tuples (t: the group id). The
@@ -578,10 +607,10 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 #pragma unroll
 	for (t = 0; t < XFP_UNROLLED_GROUPS; t++)
 		if (t < ngroups && (cand & (1ull << t)))
-			xfp_probe_group(best, hdr, &f, &key, idx, layer, t);
+			xfp_probe_group(best, hdr, f, &key, idx, layer, t);
 	for (t = XFP_UNROLLED_GROUPS; t < XFP_MAX_TUPLES && t < ngroups; t++)
 		if (cand & (1ull << t))
-			xfp_probe_group(best, hdr, &f, &key, idx, layer, t);
+			xfp_probe_group(best, hdr, f, &key, idx, layer, t);
 
 	xfp_arbitration_init(&arb);
 	for (s = 0; s < XFP_MAX_SUBLAYERS && s < nsub; s++) {

@@ -64,7 +64,8 @@ static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __
 
 /*
  * Takes, for each rank the row lists, the lower of the frame's best rank so
- * far in that rank's sublayer slot and the row's. `use` (0 or 1) says
+ * far in that rank's sublayer slot and the row's (xfp_merge_rank: one packed
+ * rank). `use` (0 or 1) says
  * whether the row counts at all. A row lists only the slots it has a rank
  * in (abi.h, struct xfp_entry), so the loop stops at `nranks`: one or two
  * rounds for most rows. `best` is indexed by the packed slot (a variable
@@ -72,24 +73,25 @@ static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __
  * the verifier's paths still meet after the loop (instruction counts in
  * docs/ARCHITECTURE.md).
  */
+static __always_inline void xfp_merge_rank(__u32 *best, __u32 p)
+{
+	__u32 s = (p >> XFP_RANK_SLOT_SHIFT) & (XFP_MAX_SUBLAYERS - 1);
+	__u64 r = p & XFP_RANK_MASK, b = best[s];
+	/* All ones when the row's rank is lower. */
+	__u64 take = 0 - ((r - b) >> 63);
+
+	best[s] = (__u32)(b ^ ((b ^ r) & take));
+}
+
 static __always_inline void xfp_merge_if(__u32 *best, const struct xfp_entry *e, __u64 use)
 {
 	__u32 n = e->nranks & (__u32)(0 - use), i;
 
 #pragma unroll
 	for (i = 0; i < XFP_MAX_SUBLAYERS; i++) {
-		__u32 p, s;
-		__u64 r, b, take;
-
 		if (i >= n)
 			break;
-		p = e->ranks[i];
-		s = (p >> XFP_RANK_SLOT_SHIFT) & (XFP_MAX_SUBLAYERS - 1);
-		r = p & XFP_RANK_MASK;
-		b = best[s];
-		/* All ones when the row's rank is lower. */
-		take = 0 - ((r - b) >> 63);
-		best[s] = (__u32)(b ^ ((b ^ r) & take));
+		xfp_merge_rank(best, e->ranks[i]);
 	}
 }
 
@@ -152,9 +154,14 @@ static __always_inline void xfp_direct(__u32 *best, __u32 fields, __u32 field,
 
 	if (!(fields & field))
 		return;
-	idp = bpf_map_lookup_elem(&xfp_dmap_v2, &i);
+	idp = bpf_map_lookup_elem(&xfp_dmap_v3, &i);
 	if (!idp || !*idp)
 		return;
+	/* One sublayer's filters: the rank is in the table itself. */
+	if (*idp & XFP_DIRECT_INLINE) {
+		xfp_merge_rank(best, (__u32)*idp);
+		return;
+	}
 	id = (__u32)*idp - 1;
 	e = bpf_map_lookup_elem(&xfp_entries_v5, &id);
 	if (e)

@@ -90,8 +90,9 @@ struct {
 	__type(value, __u64);
 } xfp_prune_v1 SEC(".maps");
 
-/* [bank][layer][XFP_PRUNE_SPAN]: 1 + index in xfp_entries_v5 per
- * small-field value, 0 when no filter matches it. u64 because a
+/* [bank][layer][XFP_PRUNE_SPAN]: per small-field value, 0 when no filter
+ * matches it, an inline packed rank or 1 + the index of its row in
+ * xfp_entries_v5 (abi.h, XFP_DIRECT_INLINE). u64 because a
  * memory-mapped array spaces its elements 8 bytes apart. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -99,7 +100,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
-} xfp_dmap_v2 SEC(".maps");
+} xfp_dmap_v3 SEC(".maps");
 
 /* Attached interfaces, by attachment key (see xfp_attachment_key). */
 struct {

@@ -203,7 +203,7 @@ struct Datapath::Impl {
 
   uint64_t* prune = nullptr;  // mmap of xfp_prune_v1
   size_t prune_bytes = 0;
-  uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v2
+  uint64_t* dmap = nullptr;  // mmap of xfp_dmap_v3
   size_t dmap_bytes = 0;
   xfp_entry* entries = nullptr;  // mmap of xfp_entries_v5: [bank][bank_entries]
   size_t entries_bytes = 0;
@@ -270,7 +270,7 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
     return p == MAP_FAILED ? nullptr : p;
   };
   impl->prune = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_prune_v1, sizeof(uint64_t), impl->prune_bytes));
-  impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v2, sizeof(uint64_t), impl->dmap_bytes));
+  impl->dmap = static_cast<uint64_t*>(map_array(impl->skel->maps.xfp_dmap_v3, sizeof(uint64_t), impl->dmap_bytes));
   impl->entries =
       static_cast<xfp_entry*>(map_array(impl->skel->maps.xfp_entries_v5, sizeof(xfp_entry), impl->entries_bytes));
   impl->buckets =
@@ -770,7 +770,13 @@ Status Datapath::install(const CompiledSet& set) {
     for (size_t v = 0; v < XFP_PRUNE_SPAN; ++v) {
       const uint64_t id = cl.direct_map[v];
       if (id >= cl.direct_results.size()) return make_error(EINVAL, "compiled set with a bad direct result id");
-      dmap[v] = id ? uint64_t{first} + id : 0;  // first + (id - 1) + 1
+      if (!id) {
+        dmap[v] = 0;
+        continue;
+      }
+      // A result of one sublayer's filters goes in the table itself.
+      const xfp_entry& row = rows[first - row_base + id - 1];
+      dmap[v] = row.nranks == 1 ? XFP_DIRECT_INLINE | row.ranks[0] : uint64_t{first} + id;  // first + (id - 1) + 1
     }
   }
   if (Status s = impl_->tables[bank]->build(keys); !s) return std::move(s).error().context("building the entry table");

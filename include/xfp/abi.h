@@ -20,7 +20,7 @@
 #include <stddef.h>
 #endif
 
-#define XFP_ABI_VERSION 5
+#define XFP_ABI_VERSION 6
 
 /* Limits of the compiled filter set. */
 #define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer (and probe groups) */
@@ -50,10 +50,14 @@
 
 /*
  * Direct tables: filters whose conditions all sit on one of the small fields
- * above skip tuple space. For each value, xfp_dmap_v2 (same layout as the
- * prune table) holds 1 + the index in xfp_entries_v5 of the per-sublayer
- * best matches for that value, or 0 when no filter matches it.
+ * above skip tuple space. For each value, xfp_dmap_v3 (same layout as the
+ * prune table) holds 0 when no filter matches it; when its matches sit in
+ * one sublayer slot, XFP_DIRECT_INLINE | their best rank, packed
+ * (XFP_RANK_PACK), which a frame merges without reading a row; otherwise
+ * 1 + the index in xfp_entries_v5 of the row of its per-sublayer best
+ * matches.
  */
+#define XFP_DIRECT_INLINE (1ull << 63)
 enum xfp_direct_field {
 	XFP_DIRECT_ETHERTYPE = 1u << 0,
 	XFP_DIRECT_FRAME_LEN = 1u << 1,

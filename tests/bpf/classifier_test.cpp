@@ -405,6 +405,33 @@ TEST_F(ClassifierTest, ADirectTableValueWithFiltersInThreeSublayersKeepsThemAll)
   EXPECT_EQ(inbound_groups_, 0u);  // served by the direct table, not tuple space
 }
 
+// A direct value whose filters sit in one sublayer slot carries that
+// slot's best rank in the table itself (abi.h, XFP_DIRECT_INLINE); one of
+// two slots leads to a row. Both decide and count as arbitration says.
+TEST_F(ClassifierTest, ADirectValueOfOneSublayerDecidesFromTheRankInTheTable) {
+  const std::vector<Sublayer> sublayers{{"high", 300}, {"low", 100}};
+  auto ether = [](uint16_t et) { return cond(Field::EtherType, Match::Equal, et); };
+  install({filter(Action::Block, {ether(0x9001)}, 0, 0, "low"),    // 1: alone in its value
+           filter(Action::Permit, {ether(0x9002)}, 0, 0, "high"),  // 2, 3: two slots, a row
+           filter(Action::Block, {ether(0x9002)}, 0, 0, "low"),
+           filter(Action::Permit, {ether(0x9003)}, 10, 0, "low"),  // 4, 5: one slot, 4 weighs more
+           filter(Action::Block, {ether(0x9003)}, 1, 0, "low")},
+          sublayers);
+  ASSERT_EQ(inbound_groups_, 0u);  // every filter in the direct table
+  const LayerCounters before = datapath_->layer_counters(Layer::Inbound);
+  EXPECT_EQ(run_inbound(base().ethertype(0x9001).build()), Verdict::Block);
+  EXPECT_EQ(run_inbound(base().ethertype(0x9002).build()), Verdict::Block);  // the low block overrides
+  EXPECT_EQ(run_inbound(base().ethertype(0x9003).build()), Verdict::Permit);
+  EXPECT_EQ(run_inbound(base().ethertype(0x9004).build()), Verdict::Permit);
+  const std::vector<uint64_t> frames{counters_of(1).frames, counters_of(2).frames, counters_of(3).frames,
+                                     counters_of(4).frames, counters_of(5).frames};
+  EXPECT_EQ(frames, (std::vector<uint64_t>{1, 1, 1, 1, 0}));
+  const LayerCounters after = datapath_->layer_counters(Layer::Inbound);
+  EXPECT_EQ(after.c[XFP_CNT_BLOCK] - before.c[XFP_CNT_BLOCK], 2u);
+  EXPECT_EQ(after.c[XFP_CNT_PERMIT] - before.c[XFP_CNT_PERMIT], 2u);
+  EXPECT_EQ(after.c[XFP_CNT_DEFAULT] - before.c[XFP_CNT_DEFAULT], 1u);
+}
+
 TEST_F(ClassifierTest, SublayerWeightNotInsertionOrderDecides) {
   // "low" is created first but weighs less: the hard permit in "high" wins.
   install({filter(Action::Block, {}, 0, 0, "low"),

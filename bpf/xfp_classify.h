@@ -396,13 +396,12 @@ __noinline __u64 xfp_flow_handle_xdp(struct xdp_md *ctx, __u32 iface_key)
 
 #define XFP_UNROLLED_GROUPS 4
 
-/* The first row group `t`'s key of frame fields `f` leads to, or 0; `key`
- * is the caller's scratch (idx: the set's bank and layer). */
+/* The first row group `t`'s key of the frame's fields `fw` leads to, or 0;
+ * `key` is the caller's scratch (idx: the set's bank and layer). */
 static __always_inline struct xfp_entry *xfp_group_row(const struct xfp_set_header *hdr,
-						       const struct xfp_fields *f, struct xfp_key_words *key,
+						       const struct xfp_key_words *fw, struct xfp_key_words *key,
 						       __u32 idx, __u8 layer, __u32 t)
 {
-	const struct xfp_key_words *fw = (const void *)f;
 	const struct xfp_key_words *mw;
 	struct xfp_tuple *grp;
 	__u32 gidx = idx * XFP_MAX_TUPLES + t;
@@ -423,10 +422,10 @@ static __always_inline struct xfp_entry *xfp_group_row(const struct xfp_set_head
 
 /* Probes group `t` and merges the rows the frame matches. */
 static __always_inline void xfp_probe_group(__u32 *best, const struct xfp_set_header *hdr,
-					    const struct xfp_fields *f, struct xfp_key_words *key, __u32 idx,
+					    const struct xfp_key_words *fw, struct xfp_key_words *key, __u32 idx,
 					    __u8 layer, __u32 t)
 {
-	xfp_merge_chain(best, xfp_group_row(hdr, f, key, idx, layer, t), (const void *)f, idx * XFP_MAX_TUPLES);
+	xfp_merge_chain(best, xfp_group_row(hdr, fw, key, idx, layer, t), fw, idx * XFP_MAX_TUPLES);
 }
 
 /* The frame's verdict, counted. */
@@ -483,7 +482,6 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	struct xfp_layer_counters *lc;
 	struct xfp_iface *ifc;
 	struct xfp_key_words fw; /* the frame's struct xfp_fields, by word */
-	const struct xfp_fields *f = (const void *)&fw;
 	struct xfp_key_words key;
 	__u32 best[XFP_MAX_SUBLAYERS]; /* per sublayer slot: the best rank so far */
 	struct xfp_arbitration arb;
@@ -548,9 +546,9 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	if (hdr->needs_iface) {
 		ifc = bpf_map_lookup_elem(&xfp_ifaces_v1, &iface_key);
 		if (ifc) {
-			/* A little-endian 48-bit word, as the parser holds MACs. */
-			__u64 mac = ((__u64)ifc->mac[0]) | ((__u64)ifc->mac[1] << 8) | ((__u64)ifc->mac[2] << 16) |
-				    ((__u64)ifc->mac[3] << 24) | ((__u64)ifc->mac[4] << 32) | ((__u64)ifc->mac[5] << 40);
+			/* A little-endian 48-bit word, as the parser loads MACs
+			 * (the map value is 8-byte aligned). */
+			__u64 mac = XFP_LOAD(__u64, ifc->mac) & XFP_MAC48;
 
 			fw.w[0] = (fw.w[0] & 0xffffffffull) | ((__u64)ifc->compartment << 32);
 			fw.w[2] = (fw.w[2] & 0xffffffffull) | (mac << 32);
@@ -565,7 +563,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	 * key with a chain, or with a callout to consult, goes the general way
 	 * below, which probes it again. */
 	if (hdr->one_probe && ngroups == 1) {
-		struct xfp_entry *row = xfp_group_row(hdr, f, &key, idx, layer, 0);
+		struct xfp_entry *row = xfp_group_row(hdr, &fw, &key, idx, layer, 0);
 
 		if (!row) {
 			xfp_decide(lc, d, xfp_default_verdict(hdr, lc));
@@ -614,10 +612,10 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 #pragma unroll
 	for (t = 0; t < XFP_UNROLLED_GROUPS; t++)
 		if (t < ngroups && (cand & (1ull << t)))
-			xfp_probe_group(best, hdr, f, &key, idx, layer, t);
+			xfp_probe_group(best, hdr, &fw, &key, idx, layer, t);
 	for (t = XFP_UNROLLED_GROUPS; t < XFP_MAX_TUPLES && t < ngroups; t++)
 		if (cand & (1ull << t))
-			xfp_probe_group(best, hdr, f, &key, idx, layer, t);
+			xfp_probe_group(best, hdr, &fw, &key, idx, layer, t);
 
 	xfp_arbitration_init(&arb);
 	for (s = 0; s < XFP_MAX_SUBLAYERS && s < nsub; s++) {

@@ -1,7 +1,10 @@
-# bpf_object(NAME SOURCE [DEPENDS headers...])
+# bpf_object(NAME SOURCE [DEPENDS files...])
 # Compiles SOURCE with clang -target bpf into NAME.bpf.o and generates the
 # libbpf skeleton NAME.skel.h with bpftool. Creates the INTERFACE target
-# NAME_skel that adds the skeleton's directory to the include path.
+# NAME_skel that adds the skeleton's directory to the include path. Every
+# header SOURCE includes is a dependency through clang's depfile (a list
+# kept by hand missed include/xfp/entry_hash.h, so a changed hash left the
+# BPF side on the old one); DEPENDS adds anything else.
 find_program(BPF_CLANG NAMES clang-14 clang REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin REQUIRED)
 
@@ -19,8 +22,9 @@ function(bpf_object NAME SOURCE)
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
-            ${XFP_BPF_INCLUDES} -c ${CMAKE_CURRENT_SOURCE_DIR}/${SOURCE} -o ${obj}
+            ${XFP_BPF_INCLUDES} -MD -MF ${obj}.d -c ${CMAKE_CURRENT_SOURCE_DIR}/${SOURCE} -o ${obj}
     DEPENDS ${SOURCE} ${BO_DEPENDS}
+    DEPFILE ${obj}.d
     COMMENT "BPF ${NAME}.bpf.o"
     VERBATIM)
   add_custom_command(

@@ -2,8 +2,9 @@
 // the filter set grows. For each size N it builds N filters of mixed shapes,
 // compiles and installs them into a freshly loaded fast path, then times the
 // XDP program with BPF_PROG_TEST_RUN (repeat R, the kernel's average ns per
-// run) on a mix of 64-byte frames that hit and miss. Runs are interleaved
-// across the sizes so that drift on a shared machine hits every size alike.
+// run) on a mix of 64-byte frames that hit and miss. Each frame is timed on
+// every size back to back, so that drift on a shared machine hits every
+// size alike.
 //
 // Figures are reported, not asserted: the exit status is 0 whenever the
 // measurement itself worked.
@@ -368,7 +369,7 @@ int main(int argc, char** argv) {
       "ethertype+remote-mac, frame-length range, l2-flags any-set; three sublayers, varied weights).\n"
       "Each size gets its own freshly loaded fast path; compile and install are timed; the frame mix\n"
       "(64-byte IPv4 hits and misses, 802.1Q-tagged, ARP broadcast) is timed with the kernel's\n"
-      "repeat loop, runs interleaved across sizes. Reports min and median ns/frame over the runs,\n"
+      "repeat loop, each frame on every size back to back. Reports min and median ns/frame over the runs,\n"
       "the ratio to the first size (target: the median of the runs' paired ratios, largest <= 1.5x)\n"
       "and install time (target < 2 s for 100,000 filters). Needs root (loads BPF). Exit status 0\n"
       "unless the measurement failed."};
@@ -410,8 +411,9 @@ int main(int argc, char** argv) {
   const std::string command = xfpbench::reproduce_command(argc, argv);
   fprintf(out, "xfp-bench-classifier\n  machine: %s\n  command: %s\n", xfpbench::describe(machine).c_str(),
           command.c_str());
-  fprintf(out, "  method: BPF_PROG_TEST_RUN on the XDP program, repeat %d, %d runs per size interleaved; "
-               "ns/frame = mean over the frame mix of the kernel's average ns per run\n",
+  fprintf(out, "  method: BPF_PROG_TEST_RUN on the XDP program, repeat %d, %d runs; in each run every frame "
+               "is timed on every size back to back; ns/frame = mean over the frame mix of the kernel's "
+               "average ns per run\n",
           repeat, runs);
   fprintf(out, "  shapes: ");
   for (unsigned s = 0; s < kShapes; ++s) fprintf(out, "%s%s", s ? ", " : "", kShapeNames[s]);
@@ -495,34 +497,35 @@ int main(int argc, char** argv) {
   std::vector<double> floor_ns;
 
   fprintf(out, "\ntiming %zu frames x %zu configurations x %d runs...\n", frames.size(), configs.size(), runs);
+  // Frame by frame, every configuration back to back (in turn forwards and
+  // backwards, so that none is always timed first): the sizes a ratio
+  // compares are timed within a few tens of milliseconds of each other, and
+  // this VM's slow spells, which last longer, mostly hit both.
   for (int r = 0; r < runs; ++r) {
-    {
-      std::vector<double> per;
-      for (const auto& fr : frames) {
-        auto t = time_frame(bpf_program__fd(floor_skel->progs.xfpb_floor), fr.bytes, repeat);
-        if (!t) {
-          fprintf(out, "xfp-bench-classifier: %s\n", t.error().message.c_str());
-          return 1;
-        }
-        per.push_back(t->first);
+    std::vector<double> floor_per;
+    std::vector<std::vector<double>> per(configs.size());
+    for (size_t f = 0; f < frames.size(); ++f) {
+      auto t = time_frame(bpf_program__fd(floor_skel->progs.xfpb_floor), frames[f].bytes, repeat);
+      if (!t) {
+        fprintf(out, "xfp-bench-classifier: %s\n", t.error().message.c_str());
+        return 1;
       }
-      floor_ns.push_back(xfpbench::mean_of(per));
-    }
-    for (auto& c : configs) {
-      const int fd = c.dp->xdp_prog_fd();
-      std::vector<double> per;
-      for (size_t f = 0; f < frames.size(); ++f) {
-        auto t = time_frame(fd, frames[f].bytes, repeat);
+      floor_per.push_back(t->first);
+      for (size_t k = 0; k < configs.size(); ++k) {
+        const size_t i = (r + f) % 2 == 0 ? k : configs.size() - 1 - k;
+        Config& c = configs[i];
+        t = time_frame(c.dp->xdp_prog_fd(), frames[f].bytes, repeat);
         if (!t) {
           fprintf(out, "xfp-bench-classifier: %s\n", t.error().message.c_str());
           return 1;
         }
         c.frame_ns[f].push_back(t->first);
         c.verdict[f] = t->second;
-        per.push_back(t->first);
+        per[i].push_back(t->first);
       }
-      c.mix_ns.push_back(xfpbench::mean_of(per));
     }
+    floor_ns.push_back(xfpbench::mean_of(floor_per));
+    for (size_t i = 0; i < configs.size(); ++i) configs[i].mix_ns.push_back(xfpbench::mean_of(per[i]));
   }
 
   // ---- report --------------------------------------------------------------
@@ -596,9 +599,10 @@ int main(int argc, char** argv) {
   nlohmann::json jtargets = nlohmann::json::object();
   fprintf(out, "\n");
   if (big && big != &ref) {
-    // Run r of every size is timed back to back (the loop above), so the
-    // runs' paired ratios cancel the drift between runs, which on a shared
-    // machine moves whole runs by 10-20 %: the target is their median.
+    // Run r of every size is timed frame by frame back to back (the loop
+    // above), so the runs' paired ratios cancel the drift between runs,
+    // which on a shared machine moves whole runs by 10-20 %: the target is
+    // their median.
     std::vector<double> paired;
     std::string paired_text;
     for (size_t r = 0; r < std::min(big->mix_ns.size(), ref.mix_ns.size()); ++r) {

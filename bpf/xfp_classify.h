@@ -203,7 +203,12 @@ static __always_inline int xfp_bucket_full(const struct xfp_bucket *b)
  * Looks a masked key up in the active bank's entry table: its first
  * candidate bucket, then, only if that one is full, its second: placement
  * leaves a key in its second bucket only while its first is full
- * (user/entry_table.cpp), so most misses read one bucket.
+ * (user/entry_table.cpp), so most misses read one bucket. And most of those
+ * read one byte of it: a bucket's slots fill in order and none comes free
+ * during a build, so a free first slot means an empty bucket and the key is
+ * nowhere. At the daemon's default size a set fills under a fifth of the
+ * slots, so most first buckets are empty; stopping there spares a miss the
+ * compares of two slots (about 6 ns a frame at 100,000 filters, two probes).
  * Array lookups are inlined by the verifier, so this costs a hash and two
  * or four compares, not a helper call (abi.h, struct xfp_bucket). Must stay
  * inline: as a global function the call and its spills cost more than the
@@ -217,7 +222,7 @@ static __always_inline struct xfp_entry *xfp_find_entry(const struct xfp_set_hea
 	__u32 id = ~0u;
 	struct xfp_bucket *bk = bpf_map_lookup_elem(&xfp_buckets_v2, &b);
 
-	if (!bk)
+	if (!bk || bk->slot[0].key.tuple == XFP_SLOT_FREE)
 		return 0;
 	id = xfp_bucket_find(bk, k);
 	if (id == ~0u && xfp_bucket_full(bk)) {

@@ -74,7 +74,9 @@ bool EntryTable::place(const xfp_fields& key, uint32_t entry, uint64_t& rng) {
     // (an eviction hands its slot straight to the key being placed), a key
     // sits in its second bucket only while its first is full: a probe that
     // misses in a first bucket with a free slot can stop there, and most
-    // misses read one bucket, not two (bpf/xfp_classify.h).
+    // misses read one bucket, not two (bpf/xfp_classify.h). The slots are
+    // taken in order, so a bucket with a free first slot is empty: the
+    // probe reads that slot's tuple byte alone.
     for (uint32_t choice = 0; choice < 2; ++choice) {
       const uint32_t c = xfp_entry_bucket(h, choice, mask);
       for (xfp_slot& s : buckets_[c].slot)

@@ -4,7 +4,9 @@
 // a lookup reads two buckets at most; placing a key whose buckets are full
 // moves an occupant to its other bucket, and so on. A key sits in its second
 // bucket only while its first is full, so a miss in a first bucket with a
-// free slot ends the lookup. The table is built in
+// free slot ends the lookup. A bucket's slots fill in order and none comes
+// free during a build, so a bucket whose first slot is free is empty: the
+// BPF probe stops at that one byte. The table is built in
 // place (in the inactive bank's memory-mapped region): only the buckets a
 // build wrote are cleared before the next one.
 #pragma once

@@ -28,6 +28,17 @@ std::vector<EntryKey> keys_of(size_t n, uint64_t salt = 0) {
   return keys;
 }
 
+// Reproducible pseudo-random words (xorshift64).
+struct XorShift {
+  uint64_t state;
+  uint64_t operator()() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  }
+};
+
 // What the BPF probe does (bpf/xfp_classify.h, xfp_find_entry), written
 // again from the ABI alone: nothing when the first candidate bucket's first
 // slot is free; else every slot of that bucket, and of the second only when
@@ -101,18 +112,12 @@ TEST(EntryTable, AKeySitsInItsSecondBucketOnlyWhileItsFirstIsFull) {
 
 // Every bit of every key word must move both candidate buckets: a bit that
 // cannot crowds all keys that differ only there into the same buckets. The
-// hash once let bits 49..63 of a word move no first bucket (the remote MAC's
-// first two bytes among them).
+// hash once let the top bits of a word move no first bucket (the remote
+// MAC's first two bytes among them).
 TEST(EntryTable, EveryKeyBitMovesBothCandidateBuckets) {
   const uint64_t seed = 0x243f6a8885a308d3ull;  // the builder's first seed
   const uint32_t mask = entry_table_buckets(100000) - 1;
-  uint64_t rng = 12345;
-  auto next = [&rng] {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-  };
+  XorShift next{12345};
   constexpr int kBases = 64;
   __u64 base[kBases][XFP_ENTRY_KEY_WORDS];
   for (auto& b : base)
@@ -137,13 +142,7 @@ TEST(EntryTable, EveryKeyBitMovesBothCandidateBuckets) {
 // the daemon's default size. A prefix that is not there costs one bucket
 // read, not two, unless its first bucket happens to be full.
 TEST(EntryTable, AbsentPrefixesMostlyCostOneBucket) {
-  uint64_t rng = 99;
-  auto next = [&rng] {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-  };
+  XorShift next{99};
   auto prefix = [](uint32_t oui) {
     xfp_fields k{};
     k.remote_mac[0] = 0x02;

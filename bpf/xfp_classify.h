@@ -62,6 +62,17 @@ static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __
 	*cand &= m ? *m : 0;
 }
 
+/* Keeps, in the sublayer slot of packed rank `p`, the lower of best[] and p's rank. */
+static __always_inline void xfp_merge_rank(__u32 *best, __u32 p)
+{
+	__u32 s = (p >> XFP_RANK_SLOT_SHIFT) & (XFP_MAX_SUBLAYERS - 1);
+	__u64 r = p & XFP_RANK_MASK, b = best[s];
+	/* All ones when the row's rank is lower. */
+	__u64 take = 0 - ((r - b) >> 63);
+
+	best[s] = (__u32)(b ^ ((b ^ r) & take));
+}
+
 /*
  * Takes, for each rank the row lists, the lower of the frame's best rank so
  * far in that rank's sublayer slot and the row's (xfp_merge_rank: one packed
@@ -73,16 +84,6 @@ static __always_inline void xfp_prune(__u64 *cand, __u32 fields, __u32 field, __
  * the verifier's paths still meet after the loop (instruction counts in
  * docs/ARCHITECTURE.md).
  */
-static __always_inline void xfp_merge_rank(__u32 *best, __u32 p)
-{
-	__u32 s = (p >> XFP_RANK_SLOT_SHIFT) & (XFP_MAX_SUBLAYERS - 1);
-	__u64 r = p & XFP_RANK_MASK, b = best[s];
-	/* All ones when the row's rank is lower. */
-	__u64 take = 0 - ((r - b) >> 63);
-
-	best[s] = (__u32)(b ^ ((b ^ r) & take));
-}
-
 static __always_inline void xfp_merge_if(__u32 *best, const struct xfp_entry *e, __u64 use)
 {
 	__u32 n = e->nranks & (__u32)(0 - use), i;

@@ -543,6 +543,10 @@ xfp_entry kernel_row(const xfp_fields& key, const SublayerRanks& ranks) {
   return row;
 }
 
+bool direct_result_needs_row(const SublayerRanks& ranks) {
+  return std::count_if(ranks.begin(), ranks.end(), [](uint32_t r) { return r != XFP_RANK_NONE; }) > 1;
+}
+
 xfp_rule kernel_rule(const xfp_match& m) {
   uint8_t hard = 0;
   const uint8_t decision = xfp_match_fail_decision(&m, &hard);

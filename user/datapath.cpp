@@ -764,19 +764,24 @@ Status Datapath::install(const CompiledSet& set) {
         mark_decides_alone(head, std::span<const xfp_rule>(rules, cl.match_of_rank.size()));
     }
     if (!cl.direct_fields) continue;
-    const uint32_t first = row_base + nrows;  // row of result id 1
-    for (size_t id = 1; id < cl.direct_results.size(); ++id) rows[nrows++] = kernel_row(xfp_fields{}, cl.direct_results[id]);
+    // What the direct map holds for each result id: the packed rank of a
+    // result of one sublayer's filters, or 1 + the absolute index of the
+    // row the others take.
+    std::vector<uint64_t> direct_value(cl.direct_results.size(), 0);
+    for (size_t id = 1; id < cl.direct_results.size(); ++id) {
+      const xfp_entry row = kernel_row(xfp_fields{}, cl.direct_results[id]);
+      if (!direct_result_needs_row(cl.direct_results[id])) {
+        direct_value[id] = row.nranks ? XFP_DIRECT_INLINE | row.ranks[0] : 0;
+        continue;
+      }
+      direct_value[id] = uint64_t{row_base} + nrows + 1;
+      rows[nrows++] = row;
+    }
     uint64_t* dmap = impl_->dmap + static_cast<size_t>(bank * XFP_LAYER_COUNT + l) * XFP_PRUNE_SPAN;
     for (size_t v = 0; v < XFP_PRUNE_SPAN; ++v) {
       const uint64_t id = cl.direct_map[v];
       if (id >= cl.direct_results.size()) return make_error(EINVAL, "compiled set with a bad direct result id");
-      if (!id) {
-        dmap[v] = 0;
-        continue;
-      }
-      // A result of one sublayer's filters goes in the table itself.
-      const xfp_entry& row = rows[first - row_base + id - 1];
-      dmap[v] = row.nranks == 1 ? XFP_DIRECT_INLINE | row.ranks[0] : uint64_t{first} + id;  // first + (id - 1) + 1
+      dmap[v] = direct_value[id];
     }
   }
   if (Status s = impl_->tables[bank]->build(keys); !s) return std::move(s).error().context("building the entry table");

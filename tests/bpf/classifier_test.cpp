@@ -728,5 +728,39 @@ TEST(EntryTableCapacity, ASetLargerThanTheTableIsRefusedAndTheRunningSetStays) {
   EXPECT_EQ((*dp)->generation(), 1u);
 }
 
+// Only a direct value with filters in more than one sublayer takes an entry
+// row; the others live in the direct map itself. So twenty values of one
+// sublayer and one of two fit in a table of eight rows.
+TEST(EntryTableCapacity, DirectValuesOfOneSublayerTakeNoEntryRow) {
+  XFP_REQUIRE_ROOT();
+  DatapathOptions o;
+  o.max_entries = 16;  // 8 rows per set
+  auto dp = Datapath::open(o);
+  ASSERT_TRUE(dp.ok()) << dp.error().message;
+  FilterSet set;
+  ASSERT_TRUE(set.add_sublayer(Sublayer{"high", 300}).ok());
+  ASSERT_TRUE(set.add_sublayer(Sublayer{"low", 100}).ok());
+  auto ether = [](uint16_t et) { return cond(Field::EtherType, Match::Equal, et); };
+  for (uint16_t i = 0; i < 20; ++i) ASSERT_TRUE(set.add_filter(filter(Action::Block, {ether(0x9200 + i)}, 0, 0, "low")).ok());
+  ASSERT_TRUE(set.add_filter(filter(Action::Permit, {ether(0x9300)}, 0, 0, "high")).ok());
+  ASSERT_TRUE(set.add_filter(filter(Action::Block, {ether(0x9300)}, 0, 0, "low")).ok());
+  auto compiled = compile(set);
+  ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+  EXPECT_EQ(compiled->entry_count(), 1u);
+  Status s = (*dp)->install(*compiled);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  auto run = [&](uint16_t et) {
+    std::vector<uint8_t> data = base().ethertype(et).build();
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<uint32_t>(data.size()),
+                .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts((*dp)->xdp_prog_fd(), &opts), 0);
+    return opts.retval;
+  };
+  EXPECT_EQ(run(0x9200), static_cast<uint32_t>(XDP_DROP));
+  EXPECT_EQ(run(0x9213), static_cast<uint32_t>(XDP_DROP));
+  EXPECT_EQ(run(0x9214), static_cast<uint32_t>(XDP_PASS));  // no filter
+  EXPECT_EQ(run(0x9300), static_cast<uint32_t>(XDP_DROP));  // the low block overrides the soft permit
+}
+
 }  // namespace
 }  // namespace xfp

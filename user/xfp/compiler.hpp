@@ -49,13 +49,21 @@ struct CompiledLayer {
   size_t direct_filters = 0;
 };
 
+// A direct result whose matches sit in one sublayer goes in the direct map
+// itself (abi.h, XFP_DIRECT_INLINE); only the others take an entry row.
+bool direct_result_needs_row(const SublayerRanks& ranks);
+
 struct CompiledSet {
   CompiledLayer layers[XFP_LAYER_COUNT];
   uint8_t default_action[XFP_LAYER_COUNT] = {XFP_ACTION_PERMIT, XFP_ACTION_PERMIT};
-  // Rows of the kernel's entry array: tuple-space entries and direct results.
+  // Rows of the kernel's entry array: tuple-space entries and the direct
+  // results that are not inline.
   size_t entry_count() const {
     size_t n = 0;
-    for (const CompiledLayer& l : layers) n += l.entries.size() + (l.direct_results.empty() ? 0 : l.direct_results.size() - 1);
+    for (const CompiledLayer& l : layers) {
+      n += l.entries.size();
+      for (size_t id = 1; id < l.direct_results.size(); ++id) n += direct_result_needs_row(l.direct_results[id]);
+    }
     return n;
   }
 };

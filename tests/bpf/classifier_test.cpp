@@ -693,14 +693,27 @@ TEST_F(ClassifierTest, EveryKeyOfALargeSetIsFoundAndNoOtherOnBothLayers) {
   EXPECT_EQ(run_inbound(base().ethertype(static_cast<uint16_t>(0x1000 + 12500)).build()), Verdict::Permit);
 }
 
+// A fast path whose entry table holds 8 rows per set.
+Result<std::unique_ptr<Datapath>> open_eight_row_datapath() {
+  DatapathOptions o;
+  o.max_entries = 16;  // both banks
+  return Datapath::open(o);
+}
+
+// The inbound program's XDP verdict on one frame.
+uint32_t xdp_verdict(Datapath& dp, const std::vector<uint8_t>& frame) {
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
+              .repeat = 1);
+  EXPECT_EQ(bpf_prog_test_run_opts(dp.xdp_prog_fd(), &opts), 0);
+  return opts.retval;
+}
+
 // A set that compiles (its limits are the caller's) but does not fit the
 // fast path's table is refused whole, with the remedy, and the running set
 // keeps classifying.
 TEST(EntryTableCapacity, ASetLargerThanTheTableIsRefusedAndTheRunningSetStays) {
   XFP_REQUIRE_ROOT();
-  DatapathOptions o;
-  o.max_entries = 16;  // 8 rows per set
-  auto dp = Datapath::open(o);
+  auto dp = open_eight_row_datapath();
   ASSERT_TRUE(dp.ok()) << dp.error().message;
   auto make = [](size_t n) {
     FilterSet set;
@@ -716,13 +729,7 @@ TEST(EntryTableCapacity, ASetLargerThanTheTableIsRefusedAndTheRunningSetStays) {
   EXPECT_EQ(s.error().code, ENOSPC);
   EXPECT_EQ(s.error().message,
             "the filter set needs 9 table entries; the fast path holds 8 per set (raise the daemon's --max-entries)");
-  auto run = [&](uint8_t last) {
-    std::vector<uint8_t> data = base().src(Mac{0x02, 0xcd, 0, 0, 0, last}).build();
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<uint32_t>(data.size()),
-                .repeat = 1);
-    EXPECT_EQ(bpf_prog_test_run_opts((*dp)->xdp_prog_fd(), &opts), 0);
-    return opts.retval;
-  };
+  auto run = [&](uint8_t last) { return xdp_verdict(**dp, base().src(Mac{0x02, 0xcd, 0, 0, 0, last}).build()); };
   EXPECT_EQ(run(7), static_cast<uint32_t>(XDP_DROP));  // the running set of 8
   EXPECT_EQ(run(8), static_cast<uint32_t>(XDP_PASS));  // the refused 9th
   EXPECT_EQ((*dp)->generation(), 1u);
@@ -733,9 +740,7 @@ TEST(EntryTableCapacity, ASetLargerThanTheTableIsRefusedAndTheRunningSetStays) {
 // sublayer and one of two fit in a table of eight rows.
 TEST(EntryTableCapacity, DirectValuesOfOneSublayerTakeNoEntryRow) {
   XFP_REQUIRE_ROOT();
-  DatapathOptions o;
-  o.max_entries = 16;  // 8 rows per set
-  auto dp = Datapath::open(o);
+  auto dp = open_eight_row_datapath();
   ASSERT_TRUE(dp.ok()) << dp.error().message;
   FilterSet set;
   ASSERT_TRUE(set.add_sublayer(Sublayer{"high", 300}).ok());
@@ -749,13 +754,7 @@ TEST(EntryTableCapacity, DirectValuesOfOneSublayerTakeNoEntryRow) {
   EXPECT_EQ(compiled->entry_count(), 1u);
   Status s = (*dp)->install(*compiled);
   ASSERT_TRUE(s.ok()) << s.error().message;
-  auto run = [&](uint16_t et) {
-    std::vector<uint8_t> data = base().ethertype(et).build();
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.data(), .data_size_in = static_cast<uint32_t>(data.size()),
-                .repeat = 1);
-    EXPECT_EQ(bpf_prog_test_run_opts((*dp)->xdp_prog_fd(), &opts), 0);
-    return opts.retval;
-  };
+  auto run = [&](uint16_t et) { return xdp_verdict(**dp, base().ethertype(et).build()); };
   EXPECT_EQ(run(0x9200), static_cast<uint32_t>(XDP_DROP));
   EXPECT_EQ(run(0x9213), static_cast<uint32_t>(XDP_DROP));
   EXPECT_EQ(run(0x9214), static_cast<uint32_t>(XDP_PASS));  // no filter

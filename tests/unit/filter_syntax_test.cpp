@@ -794,8 +794,8 @@ const char* const kRoundTripLines[] = {
     "remote-addr-type eq multicast action block",
     "action callout-terminating callout acme.dpi flags permit-if-callout-unregistered",
     "action callout-inspection callout log context 7 flags disabled",
-    "action callout-unknown callout x flags clear-action-right,permit-if-callout-unregistered,"
-    "disabled,persistent context 0xffffffffffffffff",
+    ("action callout-unknown callout x flags clear-action-right,permit-if-callout-unregistered,"
+     "disabled,persistent context 0xffffffffffffffff"),  // one line, split on purpose
     "action block description \"blocks # and \\\"quotes\\\" and \\\\ too\"",
     "action block description \"tab\\there\\nnewline\"",
     "name \"has space\" sublayer \"also spaced\" action permit",

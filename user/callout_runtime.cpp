@@ -229,6 +229,7 @@ std::vector<WorkerStatus> CalloutRuntime::workers() const {
       w.deliver_failed = c.deliver_failed;
       w.rescanned = c.rescanned;
       w.bad_meta = c.bad_meta;
+      w.vetoed = c.vetoed;
       if (auto st = itf.sockets[q]->statistics()) {
         w.rx_dropped = st->rx_dropped;
         w.rx_ring_full = st->rx_ring_full;

@@ -329,6 +329,9 @@ EngineStatus Engine::status() const {
   }
   st.state_file = store_.path();
   if (callouts_) st.workers = callouts_->workers();
+  // Vetoes happen where callouts' verdicts are applied: in the workers, on
+  // the inbound layer (the kernel's own veto counter never moves).
+  for (const WorkerStatus& w : st.workers) st.counters[XFP_LAYER_INBOUND].c[XFP_CNT_VETO] += w.vetoed;
   return st;
 }
 

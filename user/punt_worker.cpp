@@ -258,6 +258,7 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
         flows_->table().end(s.info.flow, s.tcp_flags);
         s.info.flow = {};
       }
+      if (s.decision.vetoed) ++counters_.vetoed;
       if (s.decision.absorbed) {
         ++counters_.absorbed;
       } else {

@@ -288,7 +288,9 @@ enum xfp_layer_counter {
 	XFP_CNT_DEFAULT = 3,     /* no filter matched: default action */
 	XFP_CNT_MALFORMED = 4,   /* frames with XFP_L2_MALFORMED */
 	XFP_CNT_CALLOUT_FAIL = 5, /* callout unavailable: fail action used */
-	XFP_CNT_VETO = 6,        /* a callout block overrode a hard permit */
+	XFP_CNT_VETO = 6,        /* a callout block overrode a hard permit: only user
+				  * space sees callouts' verdicts, so the kernel
+				  * leaves this 0 and status adds the workers' count */
 	XFP_CNT_BYTES = 7,       /* bytes classified */
 	XFP_CNT_PUNT = 8,        /* frames sent to a callout in user space */
 	XFP_CNT_PUNT_FAIL = 9,   /* punt refused (no room for metadata, redirect failed) */

@@ -115,6 +115,60 @@ TEST_F(StatusTest, CountersCountFrames) {
   EXPECT_EQ(fresh["filter"]["counters"], json::parse(R"({"frames":0,"bytes":0})"));
 }
 
+// WFP's veto: a callout's block overrides a hard permit (clear-action-right)
+// of a higher sublayer. Only user space sees the callout's verdict, so the
+// workers count it and status shows it in the inbound layer's VETO.
+TEST_F(StatusTest, ACalloutBlockThatVetoesAHardPermitIsCounted) {
+  const auto& a = veth_->a();
+  const auto& b = veth_->b();
+  const char* build = std::getenv("XFP_BUILD_DIR");
+  const std::string allowlist = std::string(build && *build ? build : ".") + "/plugins/libxfp_mac_allowlist.so";
+  ASSERT_EQ(xfp({"attach", a.name, "--layers", "inbound"}).code, 0);
+  // b's MAC is not on the allow-list: the callout blocks every frame.
+  Outcome r = xfp({"callout", "load", allowlist, "--config", "allow=02:00:00:00:00:01"});
+  ASSERT_EQ(r.code, 0) << r << daemon_->log();
+  ASSERT_EQ(xfp({"sublayer", "add", "high", "weight", "200"}).code, 0);
+  ASSERT_EQ(xfp({"sublayer", "add", "low", "weight", "100"}).code, 0);
+  r = xfp({"filter", "add", "name", "hard-permit", "sublayer", "high", "ethertype", "eq", "0x88b5", "action",
+           "permit", "flags", "clear-action-right"});
+  ASSERT_EQ(r.code, 0) << r;
+  r = xfp({"filter", "add", "name", "check", "sublayer", "low", "ethertype", "eq", "0x88b5", "action",
+           "callout-terminating", "callout", "xfp.sample.mac-allowlist"});
+  ASSERT_EQ(r.code, 0) << r;
+
+  auto sock = test::PacketSocket::open(*ns_, b.name);
+  ASSERT_TRUE(sock.ok()) << sock.error().message;
+  auto rx = test::PacketSocket::open(*ns_, a.name);
+  ASSERT_TRUE(rx.ok()) << rx.error().message;
+  constexpr uint64_t kFrames = 6;
+  for (uint32_t i = 0; i < kFrames; ++i)
+    ASSERT_TRUE(sock->send_frame(test::FrameBuilder().dst(a.mac).src(b.mac).ethertype(0x88b5).marker(i).pad_to(60).build()).ok());
+
+  json st;
+  for (int tries = 0; tries < 50; ++tries) {
+    st = xfp_json({"status"});
+    if (st["counters"]["inbound"]["veto"] == kFrames) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(st["counters"]["inbound"]["veto"], kFrames) << st << daemon_->log();
+  EXPECT_EQ(st["counters"]["outbound"]["veto"], 0u) << st;
+  EXPECT_EQ(st["counters"]["inbound"]["punt"], kFrames) << st;
+  // One worker per receive queue of a: the frames may have come in on any.
+  uint64_t vetoed = 0, blocked = 0, permitted = 0;
+  for (const json& w : st["workers"]) {
+    vetoed += w.value("veto", uint64_t{0});
+    blocked += w.value("block", uint64_t{0});
+    permitted += w.value("permit", uint64_t{0});
+  }
+  EXPECT_EQ(vetoed, kFrames) << st;
+  EXPECT_EQ(blocked, kFrames) << st;
+  EXPECT_EQ(permitted, 0u) << st;
+  // Vetoed means blocked: none of the frames reached a's stack.
+  auto got = rx->receive(300ms, test::has_marker);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_TRUE(got->empty()) << got->size() << " vetoed frame(s) arrived";
+}
+
 TEST_F(StatusTest, WatchRedrawsUntilInterrupted) {
   RunOptions opt;
   opt.interrupt_after = 1200ms;

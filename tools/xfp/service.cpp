@@ -74,6 +74,7 @@ json worker_json(const WorkerStatus& w) {
   return {{"device", w.ifname},       {"queue", w.queue},         {"frames", w.frames},
           {"permit", w.permitted},    {"block", w.blocked},       {"absorb", w.absorbed},
           {"deliver_failed", w.deliver_failed}, {"rescanned", w.rescanned}, {"bad_meta", w.bad_meta},
+          {"veto", w.vetoed},
           {"rx_dropped", w.rx_dropped}, {"rx_ring_full", w.rx_ring_full}, {"fill_ring_empty", w.fill_ring_empty},
           {"rx_invalid", w.rx_invalid}, {"tx_invalid", w.tx_invalid}, {"tx_ring_empty", w.tx_ring_empty},
           {"in_flight", w.in_flight}, {"capacity", w.capacity}, {"overload", w.overloaded}};

@@ -79,6 +79,7 @@ struct WorkerStatus {
   std::string ifname;
   uint32_t queue = 0;
   uint64_t frames = 0, permitted = 0, blocked = 0, absorbed = 0, deliver_failed = 0, rescanned = 0, bad_meta = 0;
+  uint64_t vetoed = 0;  // a callout's block overrode a hard permit
   // The socket's XDP_STATISTICS: frames the kernel dropped at this socket
   // (rx_dropped, of which fill_ring_empty, and rx_ring_full); descriptors
   // it refused (rx/tx_invalid); transmit attempts on an empty tx ring.

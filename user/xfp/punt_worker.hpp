@@ -68,6 +68,9 @@ struct WorkerCounters {
   std::atomic<uint64_t> frames{0}, permitted{0}, blocked{0}, absorbed{0}, deliver_failed{0};
   std::atomic<uint64_t> rescanned{0};  // generation changed since the punt
   std::atomic<uint64_t> bad_meta{0};   // no valid header: dropped
+  // A callout's block overrode a hard permit. Only here: the kernel never
+  // sees a callout's verdict, so it cannot veto (XFP_CNT_VETO stays 0 there).
+  std::atomic<uint64_t> vetoed{0};
 };
 
 // What a worker is calling, for the callout runtime's watchdog: 0 while no

@@ -136,6 +136,18 @@ TEST_F(FlowsCli, ShowsTheFlowItsContextAndItsOffloadedVerdictWithKernelCounters)
     EXPECT_NE(r.out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << r.out;
   EXPECT_NE(r.out.find("flow(s) tracked"), std::string::npos) << r.out;
 
+  // status counts the frames the offloaded verdict decided, in JSON and in
+  // its offload table.
+  const json st = json::parse(cli({"--json", "status"}).out, nullptr, false);
+  ASSERT_FALSE(st.is_discarded());
+  EXPECT_GE(st["counters"]["inbound"].value("offload_permit", uint64_t{0}), packets) << st.dump(2);
+  EXPECT_EQ(st["counters"]["inbound"].value("offload_block", uint64_t{1}), 0u) << st.dump(2);
+  EXPECT_EQ(st["counters"]["outbound"].value("offload_permit", uint64_t{1}), 0u) << st.dump(2);
+  r = cli({"status"});
+  ASSERT_EQ(r.code, 0) << r;
+  for (const char* want : {"flow-verdict offload", "OFFL-PERMIT", "OFFL-MISS", "FIN-RST"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << r.out;
+
   EXPECT_EQ(daemon.stop(), 0) << daemon.log();
 }
 

@@ -18,7 +18,8 @@ TEST_F(StatusTest, AttachDetachAndStatus) {
   EXPECT_EQ(st["state_file"], daemon_->state_file());
   for (const char* layer : {"inbound", "outbound"})
     for (const char* key : {"frames", "bytes", "permit", "block", "default", "malformed", "callout_fail", "veto",
-                            "overload_permit", "overload_block"})
+                            "overload_permit", "overload_block", "offload_permit", "offload_block",
+                            "offload_redirect", "offload_miss", "offload_stale", "flow_fin_rst"})
       EXPECT_TRUE(st["counters"][layer].contains(key)) << layer << " " << key;
 
   Outcome r = xfp({"attach", a.name});
@@ -51,6 +52,8 @@ TEST_F(StatusTest, AttachDetachAndStatus) {
   EXPECT_NE(r.out.find(b.name), std::string::npos) << r;
   EXPECT_NE(r.out.find("CALLOUT-FAIL"), std::string::npos) << r;
   EXPECT_NE(r.out.find("OVL-BLOCK"), std::string::npos) << r;
+  // Offload's table only once it has counted something.
+  EXPECT_EQ(r.out.find("flow-verdict offload"), std::string::npos) << r;
 
   r = xfp({"detach", a.name});
   EXPECT_EQ(r.code, 0) << r;

@@ -342,6 +342,10 @@ VETO callout blocks that overrode a hard permit; PUNT frames sent to a callout i
 user space (their verdicts are the workers' PERMIT, BLOCK and ABSORB);
 OVL-PERMIT and OVL-BLOCK punted frames whose queue's worker had fallen behind
 (socket full), decided by the daemon's --overload policy instead.
+Flow-verdict offload (a table shown once it has counted): OFFL-PERMIT, OFFL-BLOCK
+and OFFL-REDIRECT frames an offloaded flow's verdict decided before the filters;
+OFFL-MISS frames looked up and classified (no flow or no entry); OFFL-STALE
+entries of an older policy, ignored; FIN-RST TCP ends, classified.
 Workers: IN-FLIGHT frames punted and not yet taken back, of at most CAPACITY;
 OVERLOAD frames the queue's guard kept from the socket; RX-DROPPED, RING-FULL
 and FILL-EMPTY the socket's own XDP_STATISTICS drops (0 while the guard works).

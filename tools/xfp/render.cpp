@@ -64,10 +64,22 @@ constexpr const char* kLayerCounterKeys[] = {"frames",       "bytes", "permit", 
                                              "default",      "malformed", "callout_fail", "veto",
                                              "punt",         "overload_permit", "overload_block"};
 
-std::vector<std::string> layer_counter_row(const std::string& label, const json& c) {
+// Flow-verdict offload: a table of its own, shown once offload has counted.
+constexpr const char* kOffloadCounterKeys[] = {"offload_permit", "offload_block", "offload_redirect",
+                                               "offload_miss",   "offload_stale", "flow_fin_rst"};
+
+template <size_t N>
+std::vector<std::string> counter_row(const std::string& label, const json& c, const char* const (&keys)[N]) {
   std::vector<std::string> row{label};
-  for (const char* k : kLayerCounterKeys) row.push_back(num(c, k));
+  for (const char* k : keys) row.push_back(num(c, k));
   return row;
+}
+
+bool offload_counted(const json& counters) {
+  for (const char* layer : {"inbound", "outbound"})
+    for (const char* k : kOffloadCounterKeys)
+      if (counters.value(layer, json::object()).value(k, uint64_t{0}) != 0) return true;
+  return false;
 }
 
 }  // namespace
@@ -124,11 +136,23 @@ std::string render_status(const json& st, const json* rates) {
       {"LAYER", "FRAMES", "BYTES", "PERMIT", "BLOCK", "DEFAULT", "MALFORMED", "CALLOUT-FAIL", "VETO", "PUNT",
        "OVL-PERMIT", "OVL-BLOCK"}};
   const json counters = st.value("counters", json::object());
-  for (const char* layer : {"inbound", "outbound"}) rows.push_back(layer_counter_row(layer, counters.value(layer, json::object())));
-  if (rates)
+  // Rows of one table: each layer's counters, then, with --watch, its rates.
+  auto add_layer_rows = [&](std::vector<std::vector<std::string>>& table, const auto& keys) {
     for (const char* layer : {"inbound", "outbound"})
-      rows.push_back(layer_counter_row(std::string(layer) + "/s", rates->value(layer, json::object())));
+      table.push_back(counter_row(layer, counters.value(layer, json::object()), keys));
+    if (rates)
+      for (const char* layer : {"inbound", "outbound"})
+        table.push_back(counter_row(std::string(layer) + "/s", rates->value(layer, json::object()), keys));
+  };
+  add_layer_rows(rows, kLayerCounterKeys);
   out += render_table(rows);
+  if (offload_counted(counters)) {
+    out += "\nflow-verdict offload (frames decided by an offloaded flow's verdict, before the filters):\n";
+    std::vector<std::vector<std::string>> orows{
+        {"LAYER", "OFFL-PERMIT", "OFFL-BLOCK", "OFFL-REDIRECT", "OFFL-MISS", "OFFL-STALE", "FIN-RST"}};
+    add_layer_rows(orows, kOffloadCounterKeys);
+    out += render_table(orows);
+  }
 
   const json workers = st.value("workers", json::array());
   if (!workers.empty()) {

@@ -67,7 +67,10 @@ json layer_counters_json(const LayerCounters& c) {
           {"default", c.c[XFP_CNT_DEFAULT]},     {"malformed", c.c[XFP_CNT_MALFORMED]},
           {"callout_fail", c.c[XFP_CNT_CALLOUT_FAIL]}, {"veto", c.c[XFP_CNT_VETO]},
           {"punt", c.c[XFP_CNT_PUNT]},           {"punt_fail", c.c[XFP_CNT_PUNT_FAIL]},
-          {"overload_permit", c.c[XFP_CNT_OVERLOAD_PERMIT]}, {"overload_block", c.c[XFP_CNT_OVERLOAD_BLOCK]}};
+          {"overload_permit", c.c[XFP_CNT_OVERLOAD_PERMIT]}, {"overload_block", c.c[XFP_CNT_OVERLOAD_BLOCK]},
+          {"offload_permit", c.c[XFP_CNT_OFFLOAD_PERMIT]}, {"offload_block", c.c[XFP_CNT_OFFLOAD_BLOCK]},
+          {"offload_redirect", c.c[XFP_CNT_OFFLOAD_REDIRECT]}, {"offload_miss", c.c[XFP_CNT_OFFLOAD_MISS]},
+          {"offload_stale", c.c[XFP_CNT_OFFLOAD_STALE]}, {"flow_fin_rst", c.c[XFP_CNT_FLOW_FIN_RST]}};
 }
 
 json worker_json(const WorkerStatus& w) {

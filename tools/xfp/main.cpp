@@ -156,7 +156,8 @@ A state file that cannot be read stops the start (no policy is silently dropped)
 The control socket is root's (mode 0600), or root's and --group's (0660);
 other clients are refused. Plugins load only from --plugin-dir directories
 owned by root and writable by nobody else. Once set up, the daemon keeps only
-cap_bpf, cap_net_admin, cap_net_raw, cap_sys_admin and cap_ipc_lock.
+cap_bpf, cap_net_admin, cap_net_raw, cap_sys_admin and cap_ipc_lock (and
+cap_chown with --port-group; --keep-caps keeps all).
 
 Examples:
   xfp daemon

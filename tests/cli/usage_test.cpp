@@ -169,13 +169,35 @@ TEST_F(UsageTest, EveryCommandHasHelpWithExamples) {
       {"flush"},
       {"status"},
       {"counters"},
+      {"callout"},
+      {"callout", "load"},
+      {"callout", "unload"},
+      {"callout", "list"},
+      {"flows"},
+      {"port"},
+      {"port", "listen"},
+      {"redirect"},
+      {"redirect", "query"},
+      {"redirect", "set"},
+      {"redirect", "list"},
   };
   for (auto args : commands) {
+    // Its own examples: a line that runs this very command (a subcommand
+    // without a footer of its own would show its parent's).
+    std::string command = "xfp";
+    for (const std::string& a : args) command += " " + a;
     args.push_back("--help");
     Outcome r = xfp(args);
     EXPECT_EQ(r.code, 0) << r;
     EXPECT_NE(r.out.find("Usage: xfp"), std::string::npos) << r;
-    EXPECT_TRUE(r.out.find("Example:") != std::string::npos || r.out.find("Examples:") != std::string::npos) << r;
+    const size_t examples = std::min(r.out.find("Example:"), r.out.find("Examples:"));
+    ASSERT_NE(examples, std::string::npos) << r;
+    const std::string shown = r.out.substr(examples);
+    EXPECT_TRUE(shown.find("\n  " + command + " ") != std::string::npos ||
+                shown.find("\n  " + command + "\n") != std::string::npos ||
+                shown.find("\n  xfp --json" + command.substr(3) + " ") != std::string::npos ||
+                shown.find("$(" + command + " ") != std::string::npos)
+        << "no example of `" << command << "` in:\n" << r.out;
   }
   Outcome r = xfp({"filter", "add", "--help"});
   EXPECT_NE(r.out.find("Filter language"), std::string::npos) << r;

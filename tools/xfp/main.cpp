@@ -302,7 +302,20 @@ Examples:
   xfp filter add remote-mac eq 02:00:00:00:00:01 action callout-inspection callout xfp.sample.pcap)");
   auto* cunload = callout->add_subcommand("unload", "unload a plugin by name (its filters fall back to their fail action)");
   cunload->add_option("NAME", plugin_name, "the plugin's name, as `xfp callout list` shows it")->required();
+  cunload->footer(R"(Its callouts stop being served at once: their filters apply their fail action
+in the kernel until a plugin serving the key is loaded again. Handles the
+plugin left are destroyed. The unload is saved: a restarted daemon does not
+load the plugin again.
+
+Example:
+  xfp callout unload mac_allowlist)");
   auto* clist = callout->add_subcommand("list", "list loaded plugins and their callouts");
+  clist->footer(R"(For each plugin: its name, its callouts (key, id, flags), the classify
+watchdog's record of each (trips, quarantined) and the file it came from.
+
+Examples:
+  xfp callout list
+  xfp --json callout list)");
   callout->footer(R"(A callout is a plugin (a shared library with the C ABI of include/xfp/callout.h)
 that classifies, in the daemon, the frames of filters whose action is
 callout-terminating, callout-inspection or callout-unknown with its key. While

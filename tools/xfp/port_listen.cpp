@@ -134,7 +134,11 @@ CLI::App* add_port_commands(CLI::App& app, PortListenOptions& o) {
 (port_create in include/xfp/callout.h), in --port-dir of `xfp daemon`
 (/run/xfp/ports by default). The plugin sends messages to a connected client
 and may wait for its reply (FltSendMessage's semantics); programs use
-libxfp-client (include/xfp/port_client.h), and `xfp port listen` is one.)");
+libxfp-client (include/xfp/port_client.h), and `xfp port listen` is one.
+
+Examples:
+  xfp port listen approver --interactive
+  xfp port listen /tmp/xfp-ports/echo --reply pong)");
   auto* listen = port->add_subcommand("listen", "connect to a port, print its messages and answer them");
   listen->add_option("NAME", o.name, "the port's name (a socket in --port-dir), or a path with a '/'")->required();
   listen->add_option("--port-dir", o.dir, "where the daemon makes its ports (its --port-dir)")->capture_default_str();

@@ -109,6 +109,10 @@ Examples:
   xfp redirect set --frame-hex "$OUT" --records-hex "$R")");
   o.list = redirect->add_subcommand("list", "flows with redirect records, and the redirect counters");
   o.list->add_option("--limit", o.limit, "at most N flows (most recently used first)")->type_name("N");
+  o.list->footer(R"(Examples:
+  xfp redirect list
+  xfp redirect list --limit 20
+  xfp --json redirect list)");
   redirect->footer(R"(A callout redirects a flow to a local inspection proxy (redirect_flow in
 include/xfp/callout.h): the frame goes out another interface and the flow gets
 a record (the redirector's id, its plugin, its context bytes). The proxy asks

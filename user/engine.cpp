@@ -208,6 +208,8 @@ Result<TransactionResult> Engine::transaction(const std::vector<Command>& comman
       s = next.apply(c);
     }
     if (!s) {
+      // A file's command names its line; a lone typed command needs no place.
+      if (!c.origin.empty()) return std::move(s).error().context(fmt::format("{} ({})", c.origin, describe(c)));
       if (commands.size() == 1) return std::move(s).error();
       return std::move(s).error().context(fmt::format("command {} ({})", i + 1, describe(c)));
     }

@@ -295,7 +295,8 @@ Result<Sublayer> sublayer_from_json(const json& j) {
   return read_sublayer(j, kSublayerWhat);
 }
 
-json command_to_json(const Command& c) {
+// The command without its origin (command_to_json adds it).
+static json command_body_to_json(const Command& c) {
   switch (c.kind) {
     case Command::Kind::AddFilter:
       return json{{"op", "filter-add"}, {"filter", filter_to_json(c.filter)}};
@@ -315,7 +316,7 @@ json command_to_json(const Command& c) {
   return json{{"op", "?"}};
 }
 
-Result<Command> command_from_json(const json& j) {
+static Result<Command> command_body_from_json(const json& j) {
   if (!j.is_object()) {
     return json_error(kCommandWhat, fmt::format("expected an object, got {}", j.type_name()));
   }
@@ -371,6 +372,24 @@ Result<Command> command_from_json(const json& j) {
                     fmt::format("unknown op '{}' (expected one of: filter-add, filter-delete, "
                                 "sublayer-add, sublayer-delete, flush, default)",
                                 *op));
+}
+
+json command_to_json(const Command& c) {
+  json j = command_body_to_json(c);
+  if (!c.origin.empty()) j["origin"] = c.origin;
+  return j;
+}
+
+Result<Command> command_from_json(const json& j) {
+  // "origin" (optional) goes with every kind of command.
+  if (!j.is_object() || !j.contains("origin")) return command_body_from_json(j);
+  const json& origin = j["origin"];
+  if (!origin.is_string()) return json_error(kCommandWhat, fmt::format("'origin' must be a string, got {}", origin.type_name()));
+  json body = j;
+  body.erase("origin");
+  auto c = command_body_from_json(body);
+  if (c) c->origin = origin.get<std::string>();
+  return c;
 }
 
 }  // namespace xfp

@@ -1044,6 +1044,7 @@ Result<std::vector<Command>> parse_batch(std::string_view text, std::string_view
     if (!words->empty()) {
       auto command = parse_command(*words, resolve);
       if (!command) return where(std::move(command).error());
+      command->origin = fmt::format("{}:{}", source_name, line_number);
       commands.push_back(std::move(*command));
     }
     if (newline == std::string_view::npos) break;

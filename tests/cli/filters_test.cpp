@@ -129,14 +129,15 @@ TEST_F(FilterTest, FilterFileIsAllOrNothing) {
              "filter add name c ethertype eq ipv6 action block\n");
   r = xfp({"apply", bad_ref});
   EXPECT_EQ(r.code, 1) << r;
-  EXPECT_EQ(r.err, "xfp: command 3 (filter delete ghost): no filter with id or name 'ghost'\n");
+  // Named by its line in the file (comments and blank lines count).
+  EXPECT_EQ(r.err, "xfp: " + bad_ref + ":5 (filter delete ghost): no filter with id or name 'ghost'\n");
 
   // A duplicate name inside the file.
   RunOptions in;
   in.input = "filter add name d ethertype eq arp action permit\nfilter add name base ethertype eq arp action permit\n";
   r = xfp({"apply", "-"}, in);
   EXPECT_EQ(r.code, 1) << r;
-  EXPECT_EQ(r.err, "xfp: command 2 (filter add name base): a filter named 'base' exists already (id 1)\n");
+  EXPECT_EQ(r.err, "xfp: <stdin>:2 (filter add name base): a filter named 'base' exists already (id 1)\n");
 
   EXPECT_EQ(xfp_json({"filter", "list"}), before);
   EXPECT_EQ(xfp_json({"sublayer", "list"}), sublayers_before);

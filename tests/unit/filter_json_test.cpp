@@ -277,6 +277,25 @@ TEST(CommandJson, RoundTripEveryKind) {
   }
 }
 
+TEST(CommandJson, OriginTravelsWithEveryKind) {
+  for (const char* text : {"filter add vlan eq 5 action block", "filter delete 3", "sublayer add s weight 0",
+                           "sublayer delete s", "flush", "default inbound permit"}) {
+    SCOPED_TRACE(text);
+    Command c = command_of(text);
+    EXPECT_FALSE(command_to_json(c).contains("origin")) << "none unless set";
+    c.origin = "policy.xfp:7";
+    const json j = command_to_json(c);
+    EXPECT_EQ(j.value("origin", ""), "policy.xfp:7");
+    auto back = command_from_json(json::parse(j.dump()));
+    ASSERT_TRUE(back.ok()) << j.dump() << ": " << back.error().message;
+    expect_same_command(*back, c);
+    EXPECT_EQ(back->origin, "policy.xfp:7");
+  }
+  auto bad = command_from_json(json::parse(R"({"op": "flush", "origin": 7})"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "command JSON: 'origin' must be a string, got number");
+}
+
 TEST(CommandJson, NumericRefBecomesDigits) {
   auto c = command_from_json(json::parse(R"({"op": "filter-delete", "ref": 42})"));
   ASSERT_TRUE(c.ok()) << c.error().message;

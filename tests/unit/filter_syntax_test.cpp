@@ -1014,6 +1014,14 @@ TEST(ParseBatch, EveryCommandKindWithCommentsAndBlankLines) {
   EXPECT_EQ((*commands)[5].ref, "arp");
   EXPECT_EQ((*commands)[7].layer, Layer::Outbound);
   EXPECT_EQ((*commands)[7].default_action, Action::Permit);
+  // Each command knows its line, for the errors the daemon finds later.
+  const char* origins[] = {"policy.xfp:3", "policy.xfp:4", "policy.xfp:5",  "policy.xfp:6",
+                           "policy.xfp:8", "policy.xfp:9", "policy.xfp:10", "policy.xfp:11"};
+  for (size_t i = 0; i < commands->size(); ++i) EXPECT_EQ((*commands)[i].origin, origins[i]) << i;
+  // A command typed on its own has none.
+  auto lone = parse_command({"flush"}, kResolve);
+  ASSERT_TRUE(lone.ok());
+  EXPECT_EQ(lone->origin, "");
 }
 
 TEST(ParseBatch, ErrorNamesSourceAndLine) {

@@ -56,6 +56,9 @@ struct Command {
   Sublayer sublayer;      // AddSublayer
   Layer layer = Layer::Inbound;        // SetDefault
   Action default_action = Action::Permit;  // SetDefault
+  // Where it was written ("policy.xfp:7"), so that an error the daemon finds
+  // names the line; empty for a command typed on its own.
+  std::string origin;
 };
 
 // Parses a whole filter file. Errors name the place: "policy.xfp:7: ...".

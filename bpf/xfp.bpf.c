@@ -74,7 +74,7 @@ int xfp_inbound(struct xdp_md *ctx)
 	struct xfp_decision d;
 	int fallback, admit;
 
-	xfp_classify(ctx, data, end, (__u32)(end - data), ctx->ingress_ifindex, key, XFP_LAYER_INBOUND, xsk, &d);
+	xfp_classify(ctx, data, end, (__u32)(end - data), ctx->ingress_ifindex, key, XFP_LAYER_INBOUND, xsk, 0, &d);
 	if (d.redirect)
 		return bpf_redirect(d.redirect_ifindex, 0);
 	fallback = d.verdict == XFP_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
@@ -114,6 +114,11 @@ int xfp_outbound(struct __sk_buff *skb)
 	 * IPv6 extension headers, the TCP flags). Only a shorter linear part
 	 * is pulled. */
 	__u32 want = skb->len < 128 ? skb->len : 128;
+	/* A VLAN device's frames carry their tag beside the bytes here (the
+	 * driver or the stack inserts it after TC): it is their outer tag, and
+	 * four bytes of the frame on the wire. */
+	__u32 outer_tag = skb->vlan_present ? XFP_OUTER_TAG(skb->vlan_tci) : 0;
+	__u32 wire_len = skb->len + (outer_tag ? XFP_VLAN_HLEN : 0);
 	struct xfp_decision d;
 
 	/* Headers may sit in paged data. */
@@ -122,7 +127,8 @@ int xfp_outbound(struct __sk_buff *skb)
 	data = (const __u8 *)(long)skb->data;
 	end = (const __u8 *)(long)skb->data_end;
 	/* No AF_XDP socket on egress: outbound callouts use their fail action. */
-	xfp_classify(skb, data, end, skb->len, skb->ifindex, xfp_iface_key(skb->ifindex), XFP_LAYER_OUTBOUND, ~0u, &d);
+	xfp_classify(skb, data, end, wire_len, skb->ifindex, xfp_iface_key(skb->ifindex), XFP_LAYER_OUTBOUND, ~0u,
+		     outer_tag, &d);
 	if (d.redirect)
 		return bpf_redirect(d.redirect_ifindex, 0);
 	return d.verdict == XFP_ACTION_BLOCK ? TC_ACT_SHOT : TC_ACT_OK;

@@ -475,12 +475,16 @@ static __always_inline void xfp_count_row(const struct xfp_entry *e, __u32 idx, 
 	}
 }
 
-/* xsk_index: XFP_XSK_INDEX of the frame's queue, or ~0 where no socket can be. */
+/* xsk_index: XFP_XSK_INDEX of the frame's queue, or ~0 where no socket can be.
+ * outer_tag: XFP_OUTER_TAG(tci) for a tag held beside the frame's bytes
+ * (xfp_fields_add_outer_tag), 0 for none. */
 /* ctx: the program's context (struct xdp_md inbound, struct __sk_buff
  * outbound), for the flow functions. */
+#define XFP_OUTER_TAG(tci) ((1u << 16) | ((tci) & 0xffff))
+
 static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8 *end, __u32 wire_len,
 					 __u32 ifindex, __u32 iface_key, __u8 layer, __u32 xsk_index,
-					 struct xfp_decision *d)
+					 __u32 outer_tag, struct xfp_decision *d)
 {
 	__u32 zero = 0, idx, lidx = layer;
 	struct xfp_config *cfg;
@@ -539,6 +543,8 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	fw.w[1] = fw.w[2] = fw.w[3] = fw.w[4] = 0;
 	/* Sets only the known flags, which the direct tables index. */
 	xfp_parse_frame(data, end, wire_len, layer, (struct xfp_fields *)&fw);
+	if (outer_tag)
+		xfp_fields_add_outer_tag((struct xfp_fields *)&fw, (__u16)outer_tag);
 
 	lc->c[XFP_CNT_FRAMES]++;
 	lc->c[XFP_CNT_BYTES] += wire_len;

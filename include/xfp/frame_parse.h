@@ -169,4 +169,25 @@ done:
 				     ((__u64)layer << 48) | (w4 & 0xff00000000000000ull));
 }
 
+/*
+ * A VLAN tag the kernel holds beside the frame instead of in its bytes
+ * (skb->vlan_tci: what a VLAN device sends reaches TC egress so, and the
+ * driver or the stack inserts it later). On the wire it is the outermost
+ * tag, so the tags parsed from the bytes move in by one. `tci` is the tag's
+ * TCI (priority, DEI, VID). The wire length the parser was given must count
+ * the tag's four bytes already.
+ */
+XFP_INLINE void xfp_fields_add_outer_tag(struct xfp_fields *f, __u16 tci)
+{
+	__u16 flags = f->l2_flags;
+
+	if (flags & XFP_L2_QINQ)
+		flags |= XFP_L2_TAG_STACK_DEEP;
+	else if (flags & XFP_L2_VLAN_TAGGED)
+		flags |= XFP_L2_QINQ;
+	f->inner_vlan = (f->l2_flags & XFP_L2_VLAN_TAGGED) ? f->vlan : 0;
+	f->vlan = tci & 0x0fff;
+	f->l2_flags = flags | XFP_L2_VLAN_TAGGED;
+}
+
 #endif /* XFP_FRAME_PARSE_H */

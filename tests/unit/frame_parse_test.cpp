@@ -73,6 +73,67 @@ TEST(FrameParse, ThirdTagIsFlaggedAndLeftAsTheEtherType) {
   EXPECT_FALSE(f.l2_flags & XFP_L2_MALFORMED);
 }
 
+// `frame` with an 802.1Q tag of `tci` inserted after the MACs.
+std::vector<uint8_t> with_outer_tag(std::vector<uint8_t> frame, uint16_t tci) {
+  const uint8_t tag[4] = {0x81, 0x00, static_cast<uint8_t>(tci >> 8), static_cast<uint8_t>(tci)};
+  frame.insert(frame.begin() + 12, tag, tag + 4);
+  return frame;
+}
+
+// Parses `bytes` whose outer tag `tci` the kernel holds beside them
+// (skb->vlan_tci at TC egress), as the outbound program does.
+xfp_fields parse_with_tag_beside(const std::vector<uint8_t>& bytes, uint16_t tci, uint8_t layer) {
+  xfp_fields f{};
+  const uint8_t* data = test::frame_start(bytes);
+  xfp_parse_frame(data, data + bytes.size(), static_cast<uint32_t>(bytes.size()) + 4, layer, &f);
+  xfp_fields_add_outer_tag(&f, tci);
+  return f;
+}
+
+TEST(FrameParse, ATagBesideTheBytesGivesTheFieldsOfTheSameTagInThem) {
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> bytes;
+    uint16_t tci;
+  };
+  const Case cases[] = {
+      {"untagged inside", FrameBuilder().dst(kDst).src(kSrc).ethertype(0x88b5).build(), 100},
+      {"one tag inside: QinQ on the wire", FrameBuilder().dst(kDst).src(kSrc).vlan(7).ethertype(0x0806).build(), 300},
+      {"priority and DEI bits are not the VID", FrameBuilder().dst(kDst).src(kSrc).ipv4().udp().build(), 0xb000 | 42},
+      {"a runt", {0x02, 0, 0, 0, 0, 0x10, 0x02}, 5},
+  };
+  for (const Case& c : cases) {
+    for (uint8_t layer : {uint8_t{XFP_LAYER_INBOUND}, uint8_t{XFP_LAYER_OUTBOUND}}) {
+      SCOPED_TRACE(std::string(c.what) + (layer == XFP_LAYER_INBOUND ? ", inbound" : ", outbound"));
+      const xfp_fields got = parse_with_tag_beside(c.bytes, c.tci, layer);
+      if (c.bytes.size() < 14) {
+        // Nothing parsed from the bytes; the tag is still the frame's.
+        EXPECT_EQ(got.vlan, c.tci & 0x0fff);
+        EXPECT_EQ(got.l2_flags, XFP_L2_NATIVE_ETHERNET | XFP_L2_MALFORMED | XFP_L2_VLAN_TAGGED);
+        EXPECT_EQ(got.frame_len, c.bytes.size() + 4);
+        continue;
+      }
+      const xfp_fields want = parse(with_outer_tag(c.bytes, c.tci), layer);
+      EXPECT_EQ(got.vlan, want.vlan);
+      EXPECT_EQ(got.inner_vlan, want.inner_vlan);
+      EXPECT_EQ(got.ethertype, want.ethertype);
+      EXPECT_EQ(got.l2_flags, want.l2_flags);
+      EXPECT_EQ(got.frame_len, want.frame_len);
+      EXPECT_EQ(mac_of(got.local_mac), mac_of(want.local_mac));
+      EXPECT_EQ(mac_of(got.remote_mac), mac_of(want.remote_mac));
+      EXPECT_EQ(got.local_addr_type, want.local_addr_type);
+      EXPECT_EQ(got.layer, want.layer);
+    }
+  }
+  // Two tags inside and one beside: three on the wire, the outer two kept.
+  const xfp_fields deep = parse_with_tag_beside(FrameBuilder().dst(kDst).src(kSrc).qinq(1, 2).build(), 3,
+                                                XFP_LAYER_OUTBOUND);
+  EXPECT_EQ(deep.vlan, 3);
+  EXPECT_EQ(deep.inner_vlan, 1);
+  EXPECT_EQ(deep.l2_flags,
+            XFP_L2_NATIVE_ETHERNET | XFP_L2_VLAN_TAGGED | XFP_L2_QINQ | XFP_L2_TAG_STACK_DEEP);
+}
+
 TEST(FrameParse, LlcLengthField) {
   xfp_fields f = parse(FrameBuilder().dst(kDst).src(kSrc).ethertype(46).build());
   EXPECT_TRUE(f.l2_flags & XFP_L2_LLC);

@@ -102,6 +102,25 @@ TEST_F(FilterTest, DeleteOrShowUnknownIdOrName) {
   EXPECT_EQ(filter_ids(), std::vector<uint64_t>{1});
 }
 
+// `filter delete REF` takes a name or an id; the words `id` and `name` are
+// names like any other there.
+TEST_F(FilterTest, FiltersNamedIdOrNameCanBeDeletedByName) {
+  for (const char* name : {"id", "name"}) {
+    SCOPED_TRACE(name);
+    ASSERT_EQ(xfp({"filter", "add", "name", name, "ethertype", "eq", "arp", "action", "block"}).code, 0);
+    Outcome r = xfp({"filter", "delete", name});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_TRUE(xfp_json({"filter", "list"})["filters"].empty());
+  }
+  ASSERT_EQ(xfp({"filter", "add", "name", "web", "ethertype", "eq", "arp", "action", "block"}).code, 0);
+  const uint64_t id = filter_ids().at(0);
+  Outcome r = xfp({"filter", "delete", std::to_string(id)});
+  EXPECT_EQ(r.code, 0) << r;
+  r = xfp({"filter", "delete", "ghost"});
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_EQ(r.err, "xfp: no filter with id or name 'ghost'\n");
+}
+
 TEST_F(FilterTest, FilterFileIsAllOrNothing) {
   ASSERT_EQ(xfp({"filter", "add", "name", "base", "ethertype", "eq", "arp", "action", "block"}).code, 0);
   const json before = xfp_json({"filter", "list"});

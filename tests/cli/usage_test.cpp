@@ -149,6 +149,27 @@ TEST_F(UsageTest, ApplyMissingFile) {
   EXPECT_EQ(r.err, "xfp: cannot read " + file + ": No such file or directory\n");
 }
 
+TEST_F(UsageTest, ApplyRefusesADirectoryAndAFileWithoutCommands) {
+  Outcome r = xfp({"apply", dir_.path()});
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_EQ(r.err, "xfp: cannot read " + dir_.path() + ": it is a directory\n");
+  const std::string empty = dir_ / "empty.xfp";
+  write_file(empty, "# only a comment\n\n");
+  r = xfp({"apply", empty});
+  EXPECT_EQ(r.code, 2) << r;
+  EXPECT_EQ(r.err, "xfp: " + empty + " holds no commands: nothing applied\n");
+}
+
+TEST_F(UsageTest, FileOptionDoesNotCombineWithACommand) {
+  const std::string file = dir_ / "policy.xfp";
+  write_file(file, "flush\n");
+  Outcome r = xfp({"-f", file, "status"});
+  EXPECT_EQ(r.code, 2) << r;
+  EXPECT_EQ(r.err,
+            "xfp: -f/--file cannot be combined with 'status' (run `xfp apply FILE` and the command one after the "
+            "other)\n");
+}
+
 TEST_F(UsageTest, EveryCommandHasHelpWithExamples) {
   const std::vector<std::vector<std::string>> commands = {
       {},

@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -65,10 +67,13 @@ Result<std::string> read_input(const std::string& file) {
     if (std::cin.bad()) return errno_error("reading standard input");
     return text;
   }
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) return make_error(EISDIR, "cannot read " + file + ": it is a directory");
   std::ifstream in(file, std::ios::binary);
   if (!in) return errno_error("cannot read " + file);
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) return errno_error("reading " + file);
   return ss.str();
 }
 
@@ -201,7 +206,12 @@ int cmd_policy(const Global& g, const std::vector<std::string>& words) {
   return simple(g, transaction_request({*c}), no_text);
 }
 
-int cmd_filter_delete(const Global& g, const std::string& ref) { return cmd_policy(g, {"filter", "delete", ref}); }
+// Spelled out as `id N` or `name X`, so that a filter named "id" or "name" can
+// be deleted too.
+int cmd_filter_delete(const Global& g, const std::string& ref) {
+  const bool digits = !ref.empty() && std::all_of(ref.begin(), ref.end(), [](unsigned char c) { return std::isdigit(c); });
+  return cmd_policy(g, {"filter", "delete", digits ? "id" : "name", ref});
+}
 
 int cmd_filter_list(const Global& g, const std::string& layer) {
   json req = {{"op", "filter.list"}};
@@ -220,6 +230,8 @@ int cmd_apply(const Global& g, const std::string& file) {
   if (!text) return fail(text.error());
   auto commands = parse_batch(*text, file == "-" ? "<stdin>" : file, resolve_interface);
   if (!commands) return fail(commands.error(), kExitUsage);
+  if (commands->empty())
+    return fail((file == "-" ? std::string("<stdin>") : file) + " holds no commands: nothing applied", kExitUsage);
   const size_t n = commands->size();
   return simple(g, transaction_request(*commands), [&](const json& reply) {
     return fmt::format("applied {} command(s) from {}: generation {}\n", n, file == "-" ? "<stdin>" : file,

@@ -390,6 +390,12 @@ Examples:
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (see xfp --help)", kExitUsage);
   }
+  // -f is a whole command of its own: with another one, one of the two
+  // would be dropped without a word.
+  if (!apply_file.empty() && !app.get_subcommands().empty())
+    return fail("-f/--file cannot be combined with '" + app.get_subcommands().front()->get_name() +
+                    "' (run `xfp apply FILE` and the command one after the other)",
+                kExitUsage);
 
   if (*daemon) {
     dopts.socket = g.socket;

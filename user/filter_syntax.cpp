@@ -1030,6 +1030,8 @@ Result<std::vector<Command>> parse_batch(std::string_view text, std::string_view
   std::vector<Command> commands;
   size_t line_number = 0;
   size_t start = 0;
+  // A UTF-8 byte-order mark (some editors write one) is not a word.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") start = 3;
   while (start <= text.size()) {
     const size_t newline = text.find('\n', start);
     std::string_view line = text.substr(start, newline - start);

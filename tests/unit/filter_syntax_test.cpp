@@ -1058,6 +1058,18 @@ TEST(ParseBatch, FirstErrorWinsAndTokenizerErrorsHaveLines) {
   EXPECT_EQ(iface.error().code, ENODEV);
 }
 
+TEST(ParseBatch, AByteOrderMarkIsNotAWord) {
+  auto commands = parse_batch("\xEF\xBB\xBF" "flush\nfilter add ethertype eq arp action block\n", "bom.xfp", kResolve);
+  ASSERT_TRUE(commands.ok()) << commands.error().message;
+  ASSERT_EQ(commands->size(), 2u);
+  EXPECT_EQ((*commands)[0].kind, Command::Kind::Flush);
+  EXPECT_EQ((*commands)[0].origin, "bom.xfp:1");
+  // Only at the start: elsewhere it is a word, and a bad one.
+  auto inside = parse_batch("flush\n\xEF\xBB\xBF" "flush\n", "bom.xfp", kResolve);
+  ASSERT_FALSE(inside.ok());
+  EXPECT_THAT(inside.error().message, HasSubstr("bom.xfp:2: unknown command"));
+}
+
 TEST(ParseBatch, EmptyAndCommentOnlyFiles) {
   for (const char* text : {"", "\n", "# nothing\n\n   # here\n"}) {
     auto commands = parse_batch(text, "empty", kResolve);

@@ -102,6 +102,27 @@ TEST_F(FilterTest, DeleteOrShowUnknownIdOrName) {
   EXPECT_EQ(filter_ids(), std::vector<uint64_t>{1});
 }
 
+// Global options after the filter's words are still global options; as a
+// name or a description the same word is just text.
+TEST_F(FilterTest, GlobalOptionsAfterTheFilterWords) {
+  Outcome r = xfp({"filter", "add", "name", "late-json", "ethertype", "eq", "arp", "action", "block", "--json"});
+  ASSERT_EQ(r.code, 0) << r;
+  const json reply = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(reply.is_discarded()) << r.out;
+  ASSERT_EQ(reply.value("added", json::array()).size(), 1u) << r.out;
+  r = xfp({"filter", "add", "name", "--json", "ethertype", "eq", "lldp", "action", "block", "description", "--json"});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(r.out.rfind("added filter ", 0), 0u) << "text output: --json was the name here\n" << r.out;
+  bool found = false;
+  const json list = xfp_json({"filter", "list"});
+  for (const json& f : list["filters"])
+    if (f.value("name", "") == "--json") {
+      found = true;
+      EXPECT_EQ(f.value("description", ""), "--json") << f;
+    }
+  EXPECT_TRUE(found) << "no filter named --json in " << list.dump();
+}
+
 // `filter delete REF` takes a name or an id; the words `id` and `name` are
 // names like any other there.
 TEST_F(FilterTest, FiltersNamedIdOrNameCanBeDeletedByName) {

@@ -47,6 +47,26 @@ void global_options(CLI::App& app, Global& g) {
   app.add_flag("--json", g.json, "machine-readable output (the daemon's JSON reply)");
 }
 
+// `filter add` takes the rest of the line as the filter, so the global
+// options given after it arrive among its words: they are taken out here
+// (not where a name or description is expected, which may be any word).
+std::vector<std::string> take_global_options(std::vector<std::string> words, Global& g) {
+  std::vector<std::string> filter;
+  for (size_t i = 0; i < words.size(); ++i) {
+    const bool is_value = !filter.empty() && (filter.back() == "name" || filter.back() == "description");
+    if (!is_value && words[i] == "--json") {
+      g.json = true;
+    } else if (!is_value && words[i] == "--socket" && i + 1 < words.size()) {
+      g.socket = words[++i];
+    } else if (!is_value && words[i].rfind("--socket=", 0) == 0) {
+      g.socket = words[i].substr(9);
+    } else {
+      filter.push_back(std::move(words[i]));
+    }
+  }
+  return filter;
+}
+
 std::optional<double> watch_value(CLI::Option* opt, const std::string& text) {
   if (opt->count() == 0) return std::nullopt;
   if (text.empty()) return 1.0;
@@ -404,7 +424,7 @@ Examples:
   if (*attach) return cmd_attach(g, dev, mode, layers);
   if (*detach) return cmd_detach(g, dev);
   if (*fadd) {
-    words = fadd->remaining();
+    words = take_global_options(fadd->remaining(), g);
     if (words.empty()) return fail("'filter add' needs a filter (see xfp filter add --help)", kExitUsage);
     return cmd_filter_add(g, words);
   }

@@ -239,8 +239,9 @@ Examples:
   auto* fadd = filter->add_subcommand("add", "add a filter (the rest of the line is the filter)");
   fadd->prefix_command();
   fadd->fallthrough(false);  // the words stay with `add`, none go up as unknown options
-  fadd->footer(std::string(R"(Everything after `add` is the filter, in the filter language below. Interface
-names are resolved here, in the caller's network namespace.
+  fadd->footer(std::string(R"(Everything after `add` is the filter, in the filter language below, but for
+--json and --socket, which may also come after it. Interface names are
+resolved here, in the caller's network namespace.
 
 Examples:
   xfp filter add name no-arp ethertype eq arp action block

@@ -5,8 +5,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -206,11 +204,11 @@ int cmd_policy(const Global& g, const std::vector<std::string>& words) {
   return simple(g, transaction_request({*c}), no_text);
 }
 
-// Spelled out as `id N` or `name X`, so that a filter named "id" or "name" can
-// be deleted too.
+// The parser tells ids from names (parse_filter_delete); only a filter named
+// "id" or "name", which it would read as the keyword, is spelled out.
 int cmd_filter_delete(const Global& g, const std::string& ref) {
-  const bool digits = !ref.empty() && std::all_of(ref.begin(), ref.end(), [](unsigned char c) { return std::isdigit(c); });
-  return cmd_policy(g, {"filter", "delete", digits ? "id" : "name", ref});
+  if (ref == "id" || ref == "name") return cmd_policy(g, {"filter", "delete", "name", ref});
+  return cmd_policy(g, {"filter", "delete", ref});
 }
 
 int cmd_filter_list(const Global& g, const std::string& layer) {

@@ -16,6 +16,16 @@
  */
 const volatile __u32 xfp_attachment_key = 0;
 
+/*
+ * Set per attachment before load: how a punted frame's header reaches user
+ * space (enum xfp_punt_carrier, abi.h). A frozen .rodata constant, so the
+ * verifier prunes the branch not taken: under XFP_CARRIER_IN_BAND the
+ * program never calls bpf_xdp_adjust_meta and loads on kernels that refuse
+ * that helper to XDP programs. The default is the carrier every kernel
+ * loads; the daemon probes the helper and sets METADATA where it exists.
+ */
+const volatile __u32 xfp_punt_carrier = XFP_CARRIER_IN_BAND;
+
 static __always_inline __u32 xfp_iface_key(__u32 ifindex)
 {
 	return xfp_attachment_key ? xfp_attachment_key : ifindex;
@@ -52,7 +62,7 @@ __noinline int xfp_xsk_admit(__u32 xsk, int fallback)
 	verdict = q->policy == XFP_OVERLOAD_FAIL_OPEN	  ? XDP_PASS
 		  : q->policy == XFP_OVERLOAD_FAIL_CLOSED ? XDP_DROP
 							  : fallback;
-	lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &layer);
+	lc = bpf_map_lookup_elem(&xfp_lcnt_v2, &layer);
 	if (lc)
 		lc->c[verdict == XDP_DROP ? XFP_CNT_OVERLOAD_BLOCK : XFP_CNT_OVERLOAD_PERMIT]++;
 	return verdict;
@@ -72,7 +82,7 @@ int xfp_inbound(struct xdp_md *ctx)
 	__u32 key = xfp_iface_key(ctx->ingress_ifindex);
 	__u32 xsk = XFP_XSK_INDEX(key, ctx->rx_queue_index);
 	struct xfp_decision d;
-	int fallback, admit;
+	int fallback;
 
 	xfp_classify(ctx, data, end, (__u32)(end - data), ctx->ingress_ifindex, key, XFP_LAYER_INBOUND, xsk, 0, &d);
 	if (d.redirect)
@@ -80,24 +90,59 @@ int xfp_inbound(struct xdp_md *ctx)
 	fallback = d.verdict == XFP_ACTION_BLOCK ? XDP_DROP : XDP_PASS;
 	if (d.punt) {
 		struct xfp_punt_meta *meta;
+		__u64 flow;
+		int admit, in_band = 0;
 
-		/* The header goes in the metadata area, which AF_XDP copies in
-		 * front of the frame. Without room, the fail action decides. */
-		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)) != 0)
-			goto punt_failed;
-		/* After the metadata room (whose failure must not count as a
+		/* A socket gone: the frame goes on untouched. bpf_redirect_map
+		 * only records the target here, and returns the flags' action
+		 * (0) when the slot is empty. */
+		if (bpf_redirect_map(&xfp_xsks_v1, xsk, 0) != XDP_REDIRECT)
+			return fallback;
+		/* The flow handle (user space keys its flow state by it), read
+		 * off the frame before a header moves its start. */
+		flow = xfp_flow_handle_xdp(ctx, key);
+		if (xfp_punt_carrier == XFP_CARRIER_METADATA && bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)) == 0) {
+			meta = (void *)(long)ctx->data_meta;
+			if ((void *)(meta + 1) > (void *)(long)ctx->data)
+				goto punt_failed;
+		} else {
+			/* In band: the kernel has no metadata helper for XDP,
+			 * or the driver gave no metadata room. No headroom
+			 * either: the frame is untouched, the fail action
+			 * decides. */
+			if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*meta)) != 0)
+				goto punt_failed;
+			in_band = 1;
+			meta = (void *)(long)ctx->data;
+			if ((void *)(meta + 1) > (void *)(long)ctx->data_end)
+				goto restore;
+		}
+		*meta = d.meta;
+		meta->flow = flow;
+		/* After the header's room (whose failure must not count as a
 		 * punt): a full socket would drop the frame silently. */
 		admit = xfp_xsk_admit(xsk, fallback);
-		if (admit >= 0)
-			return admit;
-		meta = (void *)(long)ctx->data_meta;
-		if ((void *)(meta + 1) > (void *)(long)ctx->data)
-			goto punt_failed;
-		*meta = d.meta;
-		/* The flow handle: user space keys its flow state by it. */
-		meta->flow = xfp_flow_handle_xdp(ctx, key);
-		/* A socket gone since the lookup: the fallback verdict. */
-		return bpf_redirect_map(&xfp_xsks_v1, xsk, fallback);
+		if (admit >= 0) {
+			fallback = admit;
+			goto restore;
+		}
+		if (in_band)
+			xfp_count_layer(XFP_LAYER_INBOUND, XFP_CNT_PUNT_IN_BAND);
+		/* To the socket, or dropped by the kernel if the redirect
+		 * cannot complete: never on to the stack with the header. */
+		return XDP_REDIRECT;
+
+	restore:
+		/* Every verdict but the socket hands the frame on as it came. */
+		if (in_band) {
+			if (bpf_xdp_adjust_head(ctx, (int)sizeof(*meta)) != 0)
+				return XDP_DROP;
+		} else if (xfp_punt_carrier == XFP_CARRIER_METADATA) {
+			/* Metadata the stack ignores: taken back for
+			 * tidiness, harmless if it stays. */
+			bpf_xdp_adjust_meta(ctx, (int)sizeof(*meta));
+		}
+		return fallback;
 	}
 	return fallback;
 

@@ -247,7 +247,7 @@ static __always_inline void xfp_count_filter(__u32 slot, __u32 bytes)
 
 static __always_inline void xfp_count_punt_failed(__u32 layer)
 {
-	struct xfp_layer_counters *lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &layer);
+	struct xfp_layer_counters *lc = bpf_map_lookup_elem(&xfp_lcnt_v2, &layer);
 
 	if (lc)
 		lc->c[XFP_CNT_PUNT_FAIL]++;
@@ -308,7 +308,7 @@ static __always_inline struct xfp_offload_key *xfp_flow_key_of(const __u8 *data,
 
 static __always_inline void xfp_count_layer(__u32 layer, __u32 counter)
 {
-	struct xfp_layer_counters *lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &layer);
+	struct xfp_layer_counters *lc = bpf_map_lookup_elem(&xfp_lcnt_v2, &layer);
 
 	if (lc && counter < XFP_CNT_COUNT)
 		lc->c[counter]++;
@@ -503,7 +503,7 @@ static __always_inline void xfp_classify(void *ctx, const __u8 *data, const __u8
 	d->punt = 0;
 	d->redirect = 0;
 	cfg = bpf_map_lookup_elem(&xfp_cfg_v1, &zero);
-	lc = bpf_map_lookup_elem(&xfp_lcnt_v1, &lidx);
+	lc = bpf_map_lookup_elem(&xfp_lcnt_v2, &lidx);
 	if (!cfg || !lc)
 		return;
 	/* One read of the bank: this frame sees that compiled set only. */

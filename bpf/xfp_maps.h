@@ -152,7 +152,7 @@ struct {
 	__uint(max_entries, XFP_LAYER_COUNT);
 	__type(key, __u32);
 	__type(value, struct xfp_layer_counters);
-} xfp_lcnt_v1 SEC(".maps");
+} xfp_lcnt_v2 SEC(".maps");
 
 /*
  * Flow-verdict offload: (flow key, layer) -> verdict, generation range and

@@ -17,6 +17,7 @@
 #include <xdp/libxdp.h>
 
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -30,6 +31,7 @@
 
 #include "xfp/entry_table.hpp"
 #include "xfp/fields_key.hpp"
+#include "xfp/kernel_features.hpp"
 #include "xfp_bpf.skel.h"
 
 namespace xfp {
@@ -188,6 +190,10 @@ struct Datapath::Impl {
   int ncpus = 1;
   std::map<std::string, AttachedInterface> interfaces;  // by name
   size_t rodata_key_offset = 0;
+  size_t rodata_carrier_offset = 0;
+  PuntCarrier carrier = PuntCarrier::InBand;  // resolved at open
+  bool carrier_forced = false;                // asked for, not chosen by the probe
+  bool metadata_available = false;
   uint32_t active_bank = 0;
   // Frames may still read the inactive bank: the grace period after the
   // last flip failed. The next install waits before writing that bank.
@@ -229,13 +235,24 @@ struct Datapath::Impl {
 
   int map_fd(bpf_map* m) const { return bpf_map__fd(m); }
 
-  Result<bpf_object*> open_copy(const char* prog_name, uint32_t key);
-  Result<XdpAttachment> attach_xdp(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader);
+  Result<bpf_object*> open_copy(const char* prog_name, uint32_t key, PuntCarrier carrier);
+  Result<XdpAttachment> attach_xdp(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader,
+                                   PuntCarrier& used);
+  Result<XdpAttachment> attach_xdp_with(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader,
+                                        PuntCarrier carrier);
+  // The carriers an attachment tries, in order: the resolved one, then in
+  // band where the probe (not the user) chose the metadata area, so that an
+  // interface whose program will not load with it still gets one.
+  std::vector<PuntCarrier> carriers_to_try() const {
+    if (carrier == PuntCarrier::Metadata && !carrier_forced) return {PuntCarrier::Metadata, PuntCarrier::InBand};
+    return {carrier};
+  }
   Status attach_tc(uint32_t ifindex, uint32_t key, TcAttachment& tc);
   Status detach_tc(uint32_t ifindex, const TcAttachment& tc);
   Status detach_xdp(uint32_t ifindex, XdpAttachment& x);
   void remove_stale_xdp(uint32_t ifindex);
-  Result<XdpAttachment> take_over_xdp(uint32_t ifindex, uint32_t key, const StaleXdp& stale, bool& refused);
+  Result<XdpAttachment> take_over_xdp(uint32_t ifindex, uint32_t key, const StaleXdp& stale, bool& refused,
+                                      PuntCarrier& used);
 };
 
 Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
@@ -262,6 +279,26 @@ Result<std::unique_ptr<Datapath>> Datapath::open(const DatapathOptions& opts) {
     return errno_error("sizing the flow offload map");
   impl->rodata_key_offset = static_cast<size_t>(reinterpret_cast<const char*>(&impl->skel->rodata->xfp_attachment_key) -
                                                 reinterpret_cast<const char*>(impl->skel->rodata));
+  impl->rodata_carrier_offset = static_cast<size_t>(reinterpret_cast<const char*>(&impl->skel->rodata->xfp_punt_carrier) -
+                                                    reinterpret_cast<const char*>(impl->skel->rodata));
+  PuntCarrier want = opts.carrier;
+  if (want == PuntCarrier::Auto) {
+    if (const char* env = std::getenv("XFP_PUNT_CARRIER"); env && *env) {
+      auto c = punt_carrier_from_name(env);
+      if (!c) return make_error(EINVAL, fmt::format("XFP_PUNT_CARRIER={}: expected auto, metadata or in-band", env));
+      want = *c;
+    }
+  }
+  impl->metadata_available = xdp_metadata_helper_available();
+  impl->carrier_forced = want != PuntCarrier::Auto;
+  if (want == PuntCarrier::Metadata && !impl->metadata_available)
+    return make_error(EOPNOTSUPP,
+                      "the metadata carrier was asked for, but this kernel refuses bpf_xdp_adjust_meta to XDP programs "
+                      "(use the in-band carrier, or auto)");
+  impl->carrier = want == PuntCarrier::Auto ? (impl->metadata_available ? PuntCarrier::Metadata : PuntCarrier::InBand)
+                                            : want;
+  impl->skel->rodata->xfp_punt_carrier =
+      impl->carrier == PuntCarrier::Metadata ? XFP_CARRIER_METADATA : XFP_CARRIER_IN_BAND;
   if (int err = xfp_bpf__load(impl->skel); err != 0)
     return errno_error("loading the xfp BPF programs (are you root, with BPF and BTF in the kernel?)", -err);
   auto map_array = [](bpf_map* m, size_t value_size, size_t& bytes) -> void* {
@@ -365,17 +402,23 @@ std::optional<StaleXdp> find_stale_single_xdp(uint32_t ifindex) {
 // a copy that does not even load (which libxdp would not load either: then
 // the stale program had better stay and go on enforcing the old policy).
 Result<XdpAttachment> Datapath::Impl::take_over_xdp(uint32_t ifindex, uint32_t key, const StaleXdp& stale,
-                                                    bool& refused) {
+                                                    bool& refused, PuntCarrier& used) {
   refused = false;
-  auto obj_or = open_copy(kXdpProgName, key);
-  if (!obj_or) return std::move(obj_or).error();
   XdpAttachment x;
-  x.obj = *obj_or;
-  x.mode = stale.mode;
-  if (int err = bpf_object__load(x.obj); err != 0) {
+  int err = 0;
+  for (PuntCarrier c : carriers_to_try()) {
+    auto obj_or = open_copy(kXdpProgName, key, c);
+    if (!obj_or) return std::move(obj_or).error();
+    x.obj = *obj_or;
+    x.mode = stale.mode;
+    err = bpf_object__load(x.obj);
+    if (err == 0) {
+      used = c;
+      break;
+    }
     x.release();
-    return errno_error("loading the XDP program (the stale xfp program stays attached)", -err);
   }
+  if (err != 0) return errno_error("loading the XDP program (the stale xfp program stays attached)", -err);
   refused = true;
   LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = stale.fd.get());
   int rc = bpf_xdp_attach(static_cast<int>(ifindex), x.direct_fd(), XDP_FLAGS_REPLACE | xdp_mode_flag(stale.mode), &o);
@@ -403,7 +446,7 @@ void Datapath::Impl::remove_stale_xdp(uint32_t ifindex) {
   });
 }
 
-Result<bpf_object*> Datapath::Impl::open_copy(const char* prog_name, uint32_t key) {
+Result<bpf_object*> Datapath::Impl::open_copy(const char* prog_name, uint32_t key, PuntCarrier carrier) {
   size_t sz = 0;
   const void* elf = xfp_bpf__elf_bytes(&sz);
   bpf_object* obj = bpf_object__open_mem(elf, sz, nullptr);
@@ -414,13 +457,16 @@ Result<bpf_object*> Datapath::Impl::open_copy(const char* prog_name, uint32_t ke
       // .rodata: this copy's own constants, the attachment key among them.
       size_t size = 0;
       const auto* data = static_cast<const char*>(bpf_map__initial_value(map, &size));
-      if (data && size >= rodata_key_offset + sizeof key && std::strstr(bpf_map__name(map), ".rodata")) {
+      const uint32_t carrier_value = carrier == PuntCarrier::Metadata ? XFP_CARRIER_METADATA : XFP_CARRIER_IN_BAND;
+      if (data && size >= rodata_key_offset + sizeof key && size >= rodata_carrier_offset + sizeof carrier_value &&
+          std::strstr(bpf_map__name(map), ".rodata")) {
         std::vector<char> copy(data, data + size);
         std::memcpy(copy.data() + rodata_key_offset, &key, sizeof key);
+        std::memcpy(copy.data() + rodata_carrier_offset, &carrier_value, sizeof carrier_value);
         if (bpf_map__set_initial_value(map, copy.data(), size) != 0) {
           int err = errno;
           bpf_object__close(obj);
-          return errno_error("setting the attachment key", err);
+          return errno_error("setting the attachment key and punt carrier", err);
         }
       }
       continue;
@@ -440,14 +486,15 @@ Result<bpf_object*> Datapath::Impl::open_copy(const char* prog_name, uint32_t ke
   return obj;
 }
 
-Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader) {
+Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, uint32_t key, XdpMode mode, std::string& loader,
+                                                 PuntCarrier& used) {
   if (auto stale = find_stale_single_xdp(ifindex)) {
     // Take over in the stale program's mode: the kernel cannot hold a native
     // and a generic program at once, so another mode means detaching first.
     const bool mode_fits = mode == XdpMode::Auto || (mode == XdpMode::Native) == (stale->mode == XDP_MODE_NATIVE);
     if (mode_fits) {
       bool refused = false;
-      auto x = take_over_xdp(ifindex, key, *stale, refused);
+      auto x = take_over_xdp(ifindex, key, *stale, refused, used);
       if (x) {
         spdlog::warn("ifindex {}: replaced a stale xfp XDP program (id {}) atomically", ifindex, stale->id);
         loader = "single program (replaced a stale xfp program atomically)";
@@ -462,6 +509,23 @@ Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, uint32_t key,
     }
   }
   remove_stale_xdp(ifindex);
+  std::optional<Error> first_error;
+  for (PuntCarrier c : carriers_to_try()) {
+    auto x = attach_xdp_with(ifindex, key, mode, loader, c);
+    if (x) {
+      if (first_error)
+        spdlog::warn("ifindex {}: the punt header goes in band: with the metadata carrier, {}", ifindex,
+                     first_error->message);
+      used = c;
+      return x;
+    }
+    if (!first_error) first_error = std::move(x).error();
+  }
+  return std::move(*first_error);
+}
+
+Result<XdpAttachment> Datapath::Impl::attach_xdp_with(uint32_t ifindex, uint32_t key, XdpMode mode,
+                                                      std::string& loader, PuntCarrier carrier) {
   std::vector<xdp_attach_mode> modes;
   if (mode != XdpMode::Generic) modes.push_back(XDP_MODE_NATIVE);
   if (mode != XdpMode::Native) modes.push_back(XDP_MODE_SKB);
@@ -469,7 +533,7 @@ Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, uint32_t key,
   for (xdp_attach_mode m : modes) {
     // A fresh object per attachment: libxdp loads the program itself (as a
     // dispatcher extension, or alone when the kernel refuses the dispatcher).
-    auto obj_or = open_copy(kXdpProgName, key);
+    auto obj_or = open_copy(kXdpProgName, key, carrier);
     if (!obj_or) return std::move(obj_or).error();
     bpf_object* obj = *obj_or;
     xdp_program_opts popts{};
@@ -506,7 +570,7 @@ Result<XdpAttachment> Datapath::Impl::attach_xdp(uint32_t ifindex, uint32_t key,
 }
 
 Status Datapath::Impl::attach_tc(uint32_t ifindex, uint32_t key, TcAttachment& tc) {
-  auto obj = open_copy("xfp_outbound", key);
+  auto obj = open_copy("xfp_outbound", key, PuntCarrier::InBand);  // TC never punts
   if (!obj) return std::move(obj).error();
   if (int err = bpf_object__load(*obj); err != 0) {
     bpf_object__close(*obj);
@@ -627,7 +691,7 @@ Status Datapath::attach(const std::string& ifname, const AttachOptions& opts) {
   if (bpf_map_update_elem(ifaces_fd, &ai.key, &facts, BPF_ANY) != 0) return errno_error("recording the interface");
 
   if (opts.inbound) {
-    auto x = impl_->attach_xdp(ifindex, ai.key, opts.mode, ai.info.xdp_loader);
+    auto x = impl_->attach_xdp(ifindex, ai.key, opts.mode, ai.info.xdp_loader, ai.info.carrier);
     if (!x) {
       bpf_map_delete_elem(ifaces_fd, &ai.key);
       return std::move(x).error().context(fmt::format("attaching to {}", ifname));
@@ -646,7 +710,9 @@ Status Datapath::attach(const std::string& ifname, const AttachOptions& opts) {
   }
   const Attachment& a = ai.info;
   spdlog::info("attached to {} (ifindex {}): {}{}", ifname, ifindex,
-               a.inbound ? fmt::format("inbound XDP {} mode via {}", a.xdp_mode, a.xdp_loader) : "",
+               a.inbound ? fmt::format("inbound XDP {} mode via {}, punt header {}", a.xdp_mode, a.xdp_loader,
+                                       a.carrier == PuntCarrier::Metadata ? "in the metadata area" : "in band")
+                         : "",
                a.outbound ? std::string(a.inbound ? ", " : "") + "outbound TC egress" : "");
   impl_->interfaces.emplace(ifname, std::move(ai));
   return Ok{};
@@ -838,7 +904,7 @@ LayerCounters Datapath::layer_counters(Layer l) const {
   LayerCounters out;
   std::vector<xfp_layer_counters> per_cpu(static_cast<size_t>(impl_->ncpus));
   uint32_t key = static_cast<uint32_t>(l);
-  if (bpf_map_lookup_elem(impl_->map_fd(impl_->skel->maps.xfp_lcnt_v1), &key, per_cpu.data()) != 0) return out;
+  if (bpf_map_lookup_elem(impl_->map_fd(impl_->skel->maps.xfp_lcnt_v2), &key, per_cpu.data()) != 0) return out;
   for (const auto& c : per_cpu)
     for (int i = 0; i < XFP_CNT_COUNT; ++i) out.c[i] += c.c[i];
   return out;
@@ -1068,6 +1134,24 @@ bool Datapath::offload_enabled(Layer layer) const {
 }
 
 uint32_t Datapath::offload_capacity() const { return bpf_map__max_entries(impl_->skel->maps.xfp_offload_v2); }
+
+PuntCarrier Datapath::carrier() const { return impl_->carrier; }
+bool Datapath::metadata_available() const { return impl_->metadata_available; }
+
+const char* punt_carrier_name(PuntCarrier c) {
+  switch (c) {
+    case PuntCarrier::Auto: return "auto";
+    case PuntCarrier::Metadata: return "metadata";
+    case PuntCarrier::InBand: return "in-band";
+  }
+  return "?";
+}
+
+std::optional<PuntCarrier> punt_carrier_from_name(std::string_view name) {
+  for (PuntCarrier c : {PuntCarrier::Auto, PuntCarrier::Metadata, PuntCarrier::InBand})
+    if (name == punt_carrier_name(c)) return c;
+  return std::nullopt;
+}
 
 int Datapath::xdp_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_inbound); }
 int Datapath::tc_prog_fd() const { return bpf_program__fd(impl_->skel->progs.xfp_outbound); }

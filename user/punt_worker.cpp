@@ -12,6 +12,7 @@
 #include "xfp/flow_service_impl.hpp"
 #include "xfp/frame.hpp"
 #include "xfp/frame_parse.h"
+#include "xfp/punt_header.hpp"
 
 namespace xfp {
 
@@ -141,18 +142,14 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
     const xdp_desc* d = socket_.rx_desc(idx + i);
     s.addr = d->addr;
     uint8_t* data = socket_.data(d->addr);
-    const uint64_t offset = d->addr - socket_.chunk_base(d->addr);
-    if (offset < sizeof(xfp_punt_meta)) {
-      ++counters_.bad_meta;
-      continue;
-    }
-    std::memcpy(&s.punt, data - sizeof(xfp_punt_meta), sizeof s.punt);
-    if (s.punt.magic != XFP_PUNT_MAGIC || s.punt.layer >= XFP_LAYER_COUNT || !snap) {
+    uint64_t offset = d->addr - socket_.chunk_base(d->addr);
+    uint32_t len = d->len;
+    if (take_punt_header(data, offset, len, s.punt) == PuntHeaderSource::None || s.punt.layer >= XFP_LAYER_COUNT || !snap) {
       ++counters_.bad_meta;
       continue;
     }
     s.fields.ifindex = target_.ifindex;
-    xfp_parse_frame(data, data + d->len, d->len, s.punt.layer, &s.fields);
+    xfp_parse_frame(data, data + len, len, s.punt.layer, &s.fields);
     std::memcpy(s.fields.iface_mac, target_.mac, 6);
     s.fields.compartment = target_.compartment;
     s.info.meta.layer = s.punt.layer;
@@ -160,16 +157,16 @@ void PuntWorker::process(uint32_t n, uint32_t idx, const PolicySnapshotPtr& snap
     s.info.meta.iface = target_.key;
     s.info.meta.rx_queue = target_.queue;
     s.info.meta.compartment = target_.compartment;
-    s.info.meta.frame_len = d->len;
+    s.info.meta.frame_len = len;
     s.info.meta.flow_handle = s.punt.flow;
-    if (injector_.records_pending()) s.info.origin = injector_.take_origin(data, d->len);
-    s.frame = frame_borrow(socket_.chunk(d->addr), frame_size, static_cast<uint32_t>(offset), d->len);
+    if (injector_.records_pending()) s.info.origin = injector_.take_origin(data, len);
+    s.frame = frame_borrow(socket_.chunk(d->addr), frame_size, static_cast<uint32_t>(offset), len);
     s.valid = s.frame != nullptr;
     // The frame's flow (the kernel computed the same handle from the same
     // bytes): seen now, held until the frame is classified.
     if (s.valid && flows_ && s.punt.flow) {
       xfp_flow_info fi;
-      if (xfp_flow_key_from_frame(data, data + d->len, target_.key, &s.flow_key, &fi)) {
+      if (xfp_flow_key_from_frame(data, data + len, target_.key, &s.flow_key, &fi)) {
         s.tcp_flags = fi.tcp_flags;
         s.info.flow = flows_->table().begin(s.punt.flow, s.flow_key, now);
       }

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #endif
 
-#define XFP_ABI_VERSION 6
+#define XFP_ABI_VERSION 7
 
 /* Limits of the compiled filter set. */
 #define XFP_MAX_TUPLES 64     /* distinct condition shapes per layer (and probe groups) */
@@ -293,7 +293,7 @@ enum xfp_layer_counter {
 				  * leaves this 0 and status adds the workers' count */
 	XFP_CNT_BYTES = 7,       /* bytes classified */
 	XFP_CNT_PUNT = 8,        /* frames sent to a callout in user space */
-	XFP_CNT_PUNT_FAIL = 9,   /* punt refused (no room for metadata, redirect failed) */
+	XFP_CNT_PUNT_FAIL = 9,   /* punt refused (no headroom for the punt header) */
 	/* Flow-verdict offload (counted only while the layer's offload bit is set). */
 	XFP_CNT_OFFLOAD_PERMIT = 10,   /* decided by an offload entry: permit */
 	XFP_CNT_OFFLOAD_BLOCK = 11,    /* decided by an offload entry: block */
@@ -305,7 +305,11 @@ enum xfp_layer_counter {
 	 * decided by the overload policy. Counted apart from PERMIT and BLOCK. */
 	XFP_CNT_OVERLOAD_PERMIT = 16,  /* overload policy let the frame pass */
 	XFP_CNT_OVERLOAD_BLOCK = 17,   /* overload policy dropped the frame */
-	XFP_CNT_COUNT = 18,
+	/* Punted frames whose header travelled in band (enum xfp_punt_carrier):
+	 * all of them under XFP_CARRIER_IN_BAND, and under XFP_CARRIER_METADATA
+	 * those whose metadata room the driver refused at run time. */
+	XFP_CNT_PUNT_IN_BAND = 18,
+	XFP_CNT_COUNT = 19,
 };
 
 struct xfp_layer_counters {
@@ -321,7 +325,21 @@ struct xfp_layer_counters {
  * resumes WFP arbitration from there: the sublayers before `sublayer` are
  * folded into `arb`; the callout filter is `rank` in the compiled set of
  * `generation`. 32 bytes: the kernel's limit on XDP metadata.
+ *
+ * Two carriers bring it to user space (enum xfp_punt_carrier, a load-time
+ * constant of each attachment's program): the metadata area, which AF_XDP
+ * copies in front of the frame, or in band, pushed in front of the frame
+ * with bpf_xdp_adjust_head so that the descriptor's first 32 bytes are the
+ * header. The worker tells them apart per frame: a metadata header is
+ * found in front of the descriptor's address (and cleared by the worker
+ * once read, so a stale one never matches); otherwise the descriptor must
+ * start with an in-band header, which the worker strips.
  */
+enum xfp_punt_carrier {
+	XFP_CARRIER_METADATA = 0,  /* bpf_xdp_adjust_meta; in band where the driver refuses the room */
+	XFP_CARRIER_IN_BAND = 1,   /* bpf_xdp_adjust_head; never calls bpf_xdp_adjust_meta */
+};
+
 #define XFP_PUNT_MAGIC 0x5846u /* "XF" */
 #define XFP_XSK_INDEX(key, queue) (((key) % XFP_MAX_ATTACHMENTS) * XFP_MAX_QUEUES + ((queue) % XFP_MAX_QUEUES))
 

@@ -109,7 +109,7 @@ class LayerCounterReader {
       if (fd < 0) continue;
       bpf_map_info mi{};
       uint32_t mlen = sizeof mi;
-      if (fd_ < 0 && bpf_obj_get_info_by_fd(fd, &mi, &mlen) == 0 && std::string(mi.name) == "xfp_lcnt_v1") {
+      if (fd_ < 0 && bpf_obj_get_info_by_fd(fd, &mi, &mlen) == 0 && std::string(mi.name) == "xfp_lcnt_v2") {
         fd_ = fd;
       } else {
         ::close(fd);
@@ -380,7 +380,7 @@ TEST_P(KillTest, SigkillAppliesFailActionsAndRestartTakesOverWithoutAGap) {
   ASSERT_NE(prog_before, 0u);
   ASSERT_NE(tc_before, 0u);
   LayerCounterReader counters(prog_before);
-  ASSERT_TRUE(counters.ok()) << "cannot find xfp_lcnt_v1 of program " << prog_before;
+  ASSERT_TRUE(counters.ok()) << "cannot find xfp_lcnt_v2 of program " << prog_before;
 
   auto tx = PacketSocket::open(*peer_ns_, veth_->a().name);
   ASSERT_TRUE(tx.ok()) << tx.error().message;

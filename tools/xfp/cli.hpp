@@ -33,6 +33,7 @@ struct DaemonOptions {
   bool reset_state = false;
   bool callouts = true;   // --no-callouts: no workers, callout filters on their fail action
   bool busy_poll = false; // workers spin instead of sleeping in poll()
+  std::string punt_carrier = "auto";  // --punt-carrier: auto, metadata, in-band
   std::string overload = "fail-action";  // --overload: a queue's socket full (fail-action, fail-open, fail-closed)
   std::string group;      // --group: members may use the control socket (mode 0660)
   std::vector<std::string> plugin_dirs{"/usr/lib/xfp/plugins"};  // --plugin-dir: where plugins may load from

@@ -98,8 +98,13 @@ int run_daemon(const DaemonOptions& opts) {
 
   DatapathOptions dpo;
   dpo.max_entries = opts.max_entries;
+  dpo.carrier = punt_carrier_from_name(opts.punt_carrier).value_or(PuntCarrier::Auto);
   auto datapath = Datapath::open(dpo);
   if (!datapath) return fail(std::move(datapath).error().context("loading the BPF programs"));
+  spdlog::info("kernel: bpf_xdp_adjust_meta for XDP {}; punt header carried {} ({})",
+               (*datapath)->metadata_available() ? "available" : "refused",
+               (*datapath)->carrier() == PuntCarrier::Metadata ? "in the XDP metadata area" : "in band",
+               dpo.carrier == PuntCarrier::Auto ? "auto" : "--punt-carrier");
 
   EngineOptions eo;
   eo.limits.max_entries = dpo.set_capacity();

@@ -121,10 +121,11 @@ std::string render_status(const json& st, const json* rates) {
   if (attachments.empty()) {
     out += "no interface attached (xfp attach DEV)\n";
   } else {
-    std::vector<std::vector<std::string>> rows{{"DEVICE", "IFINDEX", "LAYERS", "XDP-MODE", "LOADER"}};
+    std::vector<std::vector<std::string>> rows{{"DEVICE", "IFINDEX", "LAYERS", "XDP-MODE", "PUNT-CARRIER", "LOADER"}};
     for (const json& a : attachments)
       rows.push_back({str(a, "device"), num(a, "ifindex"), layers_text(a),
                       a.value("inbound", false) ? str(a, "xdp_mode", "-") : "-",
+                      a.value("inbound", false) ? str(a, "punt_carrier", "-") : "-",
                       a.value("inbound", false) ? str(a, "loader", "-") : "-"});
     out += render_table(rows);
   }

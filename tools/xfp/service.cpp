@@ -58,7 +58,8 @@ json filter_with_counters(const Engine& e, const Filter& f) {
 
 json attachment_json(const Attachment& a) {
   return {{"device", a.ifname},   {"ifindex", a.ifindex},    {"inbound", a.inbound},
-          {"outbound", a.outbound}, {"xdp_mode", a.xdp_mode}, {"loader", a.xdp_loader}};
+          {"outbound", a.outbound}, {"xdp_mode", a.xdp_mode}, {"loader", a.xdp_loader},
+          {"punt_carrier", a.inbound ? punt_carrier_name(a.carrier) : ""}};
 }
 
 json layer_counters_json(const LayerCounters& c) {
@@ -67,6 +68,7 @@ json layer_counters_json(const LayerCounters& c) {
           {"default", c.c[XFP_CNT_DEFAULT]},     {"malformed", c.c[XFP_CNT_MALFORMED]},
           {"callout_fail", c.c[XFP_CNT_CALLOUT_FAIL]}, {"veto", c.c[XFP_CNT_VETO]},
           {"punt", c.c[XFP_CNT_PUNT]},           {"punt_fail", c.c[XFP_CNT_PUNT_FAIL]},
+          {"punt_in_band", c.c[XFP_CNT_PUNT_IN_BAND]},
           {"overload_permit", c.c[XFP_CNT_OVERLOAD_PERMIT]}, {"overload_block", c.c[XFP_CNT_OVERLOAD_BLOCK]},
           {"offload_permit", c.c[XFP_CNT_OFFLOAD_PERMIT]}, {"offload_block", c.c[XFP_CNT_OFFLOAD_BLOCK]},
           {"offload_redirect", c.c[XFP_CNT_OFFLOAD_REDIRECT]}, {"offload_miss", c.c[XFP_CNT_OFFLOAD_MISS]},

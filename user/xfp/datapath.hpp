@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "xfp/abi.h"
@@ -18,6 +20,18 @@
 namespace xfp {
 
 enum class XdpMode : uint8_t { Auto, Native, Generic };
+
+// How a punted frame's header (abi.h, xfp_punt_meta) reaches the worker:
+// in the XDP metadata area, or in band in front of the frame. Auto picks the
+// metadata area where the kernel lets XDP programs call bpf_xdp_adjust_meta
+// (probed once at open), in band elsewhere; the environment's
+// XFP_PUNT_CARRIER (metadata, in-band) stands in for Auto, so that a test
+// suite can run every program with either carrier. Under the metadata
+// carrier a frame whose room the driver refuses at run time still goes in
+// band; the worker reads both.
+enum class PuntCarrier : uint8_t { Auto, Metadata, InBand };
+const char* punt_carrier_name(PuntCarrier c);  // "auto", "metadata", "in-band"
+std::optional<PuntCarrier> punt_carrier_from_name(std::string_view name);
 
 struct AttachOptions {
   XdpMode mode = XdpMode::Auto;  // Auto: native, falling back to generic
@@ -34,6 +48,7 @@ struct Attachment {
   // "libxdp dispatcher", "single program (libxdp dispatcher refused: ...)"
   // or "single program (replaced a stale xfp program atomically)"
   std::string xdp_loader;
+  PuntCarrier carrier = PuntCarrier::InBand;  // of the inbound program (never Auto)
   uint32_t key = 0;          // attachment key (1..XFP_MAX_ATTACHMENTS-1): callouts' `iface`
   uint32_t compartment = 0;  // network namespace inode
   uint8_t mac[6] = {};
@@ -55,6 +70,8 @@ struct DatapathOptions {
   // 8 MB of rules (xfp_rules_v2) whatever the size.
   uint32_t max_entries = 1u << 18;
   uint32_t max_offloads = XFP_OFFLOAD_DEFAULT_ENTRIES;  // flow-verdict offload map (LRU)
+  // Metadata fails open() where the kernel refuses bpf_xdp_adjust_meta.
+  PuntCarrier carrier = PuntCarrier::Auto;
 
   // Rows one compiled set may use (CompileLimits::max_entries): the running
   // set and the one being installed each have a bank.
@@ -171,6 +188,12 @@ class Datapath {
   Status set_offload_enabled(bool enabled);
   bool offload_enabled(Layer layer) const;
   uint32_t offload_capacity() const;
+
+  // The carrier open() resolved (never Auto): new attachments' programs, and
+  // the daemon's own copy (xdp_prog_fd), carry the punt header so.
+  PuntCarrier carrier() const;
+  // Whether the kernel lets XDP programs call bpf_xdp_adjust_meta.
+  bool metadata_available() const;
 
   int xdp_prog_fd() const;  // the loaded programs, for BPF_PROG_TEST_RUN
   int tc_prog_fd() const;

@@ -23,6 +23,7 @@
 #include "xfp/compiler.hpp"
 #include "xfp/datapath.hpp"
 #include "xfp/filter_set.hpp"
+#include "xfp/punt_header.hpp"
 #include "xfp/xsk.hpp"
 
 namespace xfp {
@@ -87,18 +88,25 @@ class OverloadGuardTest : public ::testing::Test {
     EXPECT_EQ(q_->capacity, kCapacity);
   }
 
-  uint32_t run() {
+  static std::vector<uint8_t> marked_frame() {
+    return test::FrameBuilder()
+        .dst({0x02, 0, 0, 0, 0, 0x10})
+        .src({0x02, 0, 0, 0, 0, 0x11})
+        .ethertype(kMarked)
+        .pad_to(60)
+        .build();
+  }
+
+  // The verdict, and in `out` the bytes the program handed on (the test run
+  // returns the metadata area and the frame: a header in either carrier
+  // shows in front of the frame).
+  uint32_t run(std::vector<uint8_t>* out = nullptr) {
     auto inside = test::ScopedNetnsEnter::enter(*ns_);
     test::TestRunOptions o;
     o.ifindex = lo_;
-    const auto frame = test::FrameBuilder()
-                           .dst({0x02, 0, 0, 0, 0, 0x10})
-                           .src({0x02, 0, 0, 0, 0, 0x11})
-                           .ethertype(kMarked)
-                           .pad_to(60)
-                           .build();
-    const test::TestRunResult r = test::test_run(dp_->xdp_prog_fd(), frame, o);
+    const test::TestRunResult r = test::test_run(dp_->xdp_prog_fd(), marked_frame(), o);
     EXPECT_EQ(r.err, 0) << std::strerror(r.err);
+    if (out) *out = r.data_out;
     return r.retval;
   }
 
@@ -194,6 +202,59 @@ TEST_F(OverloadGuardTest, AWorkerAheadOfTheKernelOrNoCapacityNeverLooksFull) {
   q_->consumed = 0;
   EXPECT_EQ(run(), static_cast<uint32_t>(XDP_REDIRECT));
   EXPECT_EQ(q_->overloaded, 1u);
+}
+
+
+// The punt header, in whichever carrier the datapath chose
+// (XFP_PUNT_CARRIER picks one for the whole suite): a frame that goes to the
+// socket has it in front; a frame that goes anywhere else leaves exactly as
+// it came.
+TEST_F(OverloadGuardTest, APuntedFrameCarriesTheHeaderInFrontAndTheFrameAfterIt) {
+  install(0, OverloadPolicy::FailClosed);
+  const uint64_t in_band = counter(XFP_CNT_PUNT_IN_BAND);
+  std::vector<uint8_t> out;
+  ASSERT_EQ(run(&out), static_cast<uint32_t>(XDP_REDIRECT));
+  const auto frame = marked_frame();
+  ASSERT_EQ(out.size(), frame.size() + sizeof(xfp_punt_meta));
+  xfp_punt_meta meta;
+  std::memcpy(&meta, out.data(), sizeof meta);
+  EXPECT_EQ(meta.magic, XFP_PUNT_MAGIC);
+  EXPECT_EQ(meta.layer, XFP_LAYER_INBOUND);
+  EXPECT_EQ(std::vector<uint8_t>(out.begin() + sizeof meta, out.end()), frame);
+  EXPECT_EQ(counter(XFP_CNT_PUNT_IN_BAND) - in_band, dp_->carrier() == PuntCarrier::InBand ? 1u : 0u);
+
+  // What the worker reads off such a descriptor: the header, then the frame
+  // alone.
+  std::vector<uint8_t> chunk(256 + out.size());
+  std::memcpy(chunk.data() + 256 - (dp_->carrier() == PuntCarrier::Metadata ? sizeof meta : 0), out.data(),
+              out.size());
+  uint8_t* data = chunk.data() + 256;
+  uint64_t offset = 256;
+  uint32_t len = static_cast<uint32_t>(dp_->carrier() == PuntCarrier::Metadata ? frame.size() : out.size());
+  xfp_punt_meta read{};
+  EXPECT_EQ(take_punt_header(data, offset, len, read),
+            dp_->carrier() == PuntCarrier::Metadata ? PuntHeaderSource::Metadata : PuntHeaderSource::InBand);
+  EXPECT_EQ(std::memcmp(&read, &meta, sizeof meta), 0);
+  EXPECT_EQ(std::vector<uint8_t>(data, data + len), frame);
+}
+
+TEST_F(OverloadGuardTest, AFrameTheOverloadPolicyPassesLeavesWithoutTheHeader) {
+  install(0, OverloadPolicy::FailOpen);
+  fill();
+  std::vector<uint8_t> out;
+  EXPECT_EQ(run(&out), static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(out, marked_frame());
+  EXPECT_EQ(q_->punted, 100u + kCapacity);  // not counted as handed to the socket
+}
+
+TEST_F(OverloadGuardTest, AFrameWhoseSocketIsGoneTakesTheFailActionUntouched) {
+  install(XFP_FILTER_PERMIT_IF_CALLOUT_UNREGISTERED, OverloadPolicy::FailClosed);
+  XFP_ASSERT_OK(dp_->unbind_xsk(lo_, 0));
+  const uint64_t punted = q_->punted;
+  std::vector<uint8_t> out;
+  EXPECT_EQ(run(&out), static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(out, marked_frame());
+  EXPECT_EQ(q_->punted, punted);
 }
 
 }  // namespace

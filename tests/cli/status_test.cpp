@@ -3,11 +3,19 @@
 #include "cli/cli_harness.hpp"
 #include "support/frame_builder.hpp"
 #include "support/packet_io.hpp"
+#include "xfp/kernel_features.hpp"
 
 namespace xfp::clitest {
 namespace {
 
 using StatusTest = DaemonTest;
+
+// What the daemon's auto choice must take here (XFP_PUNT_CARRIER, set by the
+// suite's second registration, stands in for auto).
+std::string expected_carrier() {
+  if (const char* env = std::getenv("XFP_PUNT_CARRIER"); env && *env) return env;
+  return xdp_metadata_helper_available() ? "metadata" : "in-band";
+}
 
 TEST_F(StatusTest, AttachDetachAndStatus) {
   const auto& a = veth_->a();
@@ -39,6 +47,7 @@ TEST_F(StatusTest, AttachDetachAndStatus) {
       EXPECT_EQ(at["outbound"], true);
       EXPECT_TRUE(at["xdp_mode"] == "native" || at["xdp_mode"] == "generic") << at;
       EXPECT_FALSE(at["loader"].get<std::string>().empty()) << at;
+      EXPECT_EQ(at["punt_carrier"], expected_carrier()) << at;
     } else {
       EXPECT_EQ(at["device"], b.name);
       EXPECT_EQ(at["xdp_mode"], "generic");
@@ -49,6 +58,7 @@ TEST_F(StatusTest, AttachDetachAndStatus) {
   EXPECT_EQ(r.code, 0) << r;
   EXPECT_NE(r.out.find("DEVICE"), std::string::npos) << r;
   EXPECT_NE(r.out.find("XDP-MODE"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("PUNT-CARRIER"), std::string::npos) << r;
   EXPECT_NE(r.out.find(b.name), std::string::npos) << r;
   EXPECT_NE(r.out.find("CALLOUT-FAIL"), std::string::npos) << r;
   EXPECT_NE(r.out.find("OVL-BLOCK"), std::string::npos) << r;
@@ -205,6 +215,37 @@ TEST_F(StatusTest, WatchRedrawsUntilInterrupted) {
   r = xfp({"status", "--watch"}, opt);
   EXPECT_EQ(r.code, 0) << r;
   EXPECT_NE(r.out.find("every 1s, Ctrl-C to stop"), std::string::npos) << r;
+}
+
+// --punt-carrier: in-band runs on every kernel and says so in the log and in
+// status; metadata runs where the kernel gives XDP the metadata area and is
+// refused, with the reason, where it does not.
+TEST_F(StatusTest, ThePuntCarrierCanBeChosenAndIsRefusedWhereTheKernelLacksIt) {
+  const auto& a = veth_->a();
+  ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
+  ASSERT_TRUE(daemon_->start({"--punt-carrier", "in-band"}));
+  ASSERT_EQ(xfp({"attach", a.name}).code, 0);
+  json st = xfp_json({"status"});
+  ASSERT_EQ(st["attachments"].size(), 1u) << st;
+  EXPECT_EQ(st["attachments"][0]["punt_carrier"], "in-band") << st;
+  EXPECT_TRUE(st["counters"]["inbound"].contains("punt_in_band")) << st;
+  EXPECT_NE(daemon_->log().find("punt header carried in band (--punt-carrier)"), std::string::npos)
+      << daemon_->log();
+  ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
+
+  if (xdp_metadata_helper_available()) {
+    ASSERT_TRUE(daemon_->start({"--punt-carrier", "metadata"}));
+    ASSERT_EQ(xfp({"attach", a.name}).code, 0);
+    st = xfp_json({"status"});
+    EXPECT_EQ(st["attachments"][0]["punt_carrier"], "metadata") << st;
+  } else {
+    EXPECT_FALSE(daemon_->start({"--punt-carrier", "metadata"}));
+    EXPECT_NE(daemon_->log().find("the metadata carrier was asked for, but this kernel refuses bpf_xdp_adjust_meta to "
+                                  "XDP programs"),
+              std::string::npos)
+        << daemon_->log();
+    ASSERT_TRUE(daemon_->start());  // for TearDown
+  }
 }
 
 }  // namespace

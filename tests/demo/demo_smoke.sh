@@ -33,7 +33,19 @@ if [ "${permitted:-0}" -eq 0 ] || [ "${blocked:-0}" -eq 0 ]; then
 fi
 check 'captured ARP broadcasts: .*arp.pcap \([1-9][0-9]* bytes'
 check 'removed namespaces xfpdemo-'
+check 'kernel: bpf_xdp_adjust_meta for XDP (available|refused); punt header carried (in the XDP metadata area|in band)'
 pid=$(grep -oE 'xfpdemo-[0-9]+' <<<"$out" | head -1)
 if ip netns list | grep -q "$pid"; then echo "FAIL: namespaces of $pid are left"; fail=1; fi
 if [ "$fail" -ne 0 ]; then echo "$out"; exit 1; fi
+
+# A daemon that cannot start (here: a carrier name it refuses): the demo
+# fails, shows the daemon's own error before cleaning up, and leaves nothing.
+if bad=$(XFP_PUNT_CARRIER=bogus XFP_BUILD="$build" "$root/tools/demo/xfp-demo.sh" --duration 1 --no-build 2>&1); then
+  echo "$bad"; echo "FAIL: the demo succeeded with a daemon that cannot start"; exit 1
+fi
+for want in "the daemon's log" 'XFP_PUNT_CARRIER=bogus: expected auto, metadata or in-band' 'removed namespaces xfpdemo-'; do
+  grep -qF "$want" <<<"$bad" || { echo "$bad"; echo "FAIL: expected '$want' in the failed demo's output"; exit 1; }
+done
+pid=$(grep -oE 'xfpdemo-[0-9]+' <<<"$bad" | head -1)
+if ip netns list | grep -q "$pid"; then echo "FAIL: namespaces of $pid are left"; exit 1; fi
 echo "demo smoke: OK"

@@ -50,7 +50,13 @@ sock="$run/xfp.sock"
 pids=()
 
 cleanup() {
+  local rc=$?
   trap - EXIT INT TERM
+  # A demo that failed shows why before its files go: the daemon's log.
+  if [ "$rc" -ne 0 ] && [ -s "$run/daemon.log" ]; then
+    echo "xfp-demo: failed (exit $rc); the daemon's log ($run/daemon.log):" >&2
+    tail -n 40 "$run/daemon.log" >&2
+  fi
   echo
   echo "== cleaning up"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -83,14 +89,15 @@ ip netns exec "$ns_host" sh -c 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /s
   "$xfp" daemon --socket "$sock" --state-dir "$run/state" --plugin-dir "$bdir/plugins" >"$run/daemon.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-if ! [ -S "$sock" ]; then
-  echo "xfp-demo: the daemon did not start:" >&2
-  cat "$run/daemon.log" >&2
+if ! [ -S "$sock" ] || ! kill -0 "${pids[0]}" 2>/dev/null; then
+  echo "xfp-demo: the daemon did not start" >&2
   exit 1
 fi
 x() { ip netns exec "$ns_host" "$xfp" --socket "$sock" "$@"; }
 
 x attach "$dev_host"
+# What the kernel gave the daemon (the punt header's carrier among it).
+grep -h "kernel: " "$run/daemon.log" | sed 's/^.* info: /   /' || true
 # Sample callouts (plugins/README.md): the allow-list knows the sender's own
 # MAC only; the capture writes the ARP broadcasts it is shown to a pcap file.
 x callout load "$bdir/plugins/libxfp_mac_allowlist.so" --config "allow=02:00:00:00:02:02"

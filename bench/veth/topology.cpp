@@ -120,7 +120,8 @@ int Topology::exec_in_rx(const std::string& shell_command, bool quiet, std::stri
   return run_command({"ip", "netns", "exec", rx_ns_, "sh", "-c", script}, quiet, output);
 }
 
-std::optional<LinkStats> Topology::rx_stats() const {
+// IFLA_STATS64 of an interface of the calling thread's namespace.
+static std::optional<LinkStats> link_stats(uint32_t ifindex) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return std::nullopt;
   struct {
@@ -132,7 +133,7 @@ std::optional<LinkStats> Topology::rx_stats() const {
   req.nh.nlmsg_flags = NLM_F_REQUEST;
   req.nh.nlmsg_seq = 1;
   req.ifm.ifi_family = AF_UNSPEC;
-  req.ifm.ifi_index = static_cast<int>(rx_ifindex_);
+  req.ifm.ifi_index = static_cast<int>(ifindex);
   std::optional<LinkStats> out;
   if (send(fd, &req, sizeof req, 0) == static_cast<ssize_t>(sizeof req)) {
     std::vector<char> buf(65536);
@@ -151,6 +152,14 @@ std::optional<LinkStats> Topology::rx_stats() const {
     }
   }
   close(fd);
+  return out;
+}
+
+std::optional<LinkStats> Topology::rx_stats() const { return link_stats(rx_ifindex_); }
+
+std::optional<LinkStats> Topology::tx_stats() const {
+  std::optional<LinkStats> out;
+  if (!run_in_netns(tx_fd_, [&] { out = link_stats(tx_ifindex_); })) return std::nullopt;
   return out;
 }
 

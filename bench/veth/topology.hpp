@@ -55,6 +55,9 @@ class Topology {
 
   // Statistics of the receiving veth (netlink, from the receiving namespace).
   std::optional<LinkStats> rx_stats() const;
+  // Statistics of the sending veth (netlink, from the sending namespace, on a
+  // thread of its own). Frames the veth's xmit refused are its tx_dropped.
+  std::optional<LinkStats> tx_stats() const;
   // The receiving veth's ethtool statistics, summed over queues by name
   // ("rx_queue_0_xdp_drops" + ... -> "xdp_drops").
   std::map<std::string, uint64_t> rx_ethtool() const;

@@ -18,7 +18,9 @@
 //
 // Counters: consumed = frames taken from the RX ring; dropped = the socket's
 // XDP_STATISTICS rx_dropped + rx_ring_full (frames the kernel could not put
-// in the ring: no fill buffer, or RX ring full).
+// in the ring: no fill buffer, or RX ring full); consumer_busy_ns = wall
+// time of the batches that held frames (a spinning consumer's CPU time is
+// its whole window whatever the rate; this is the part that was work).
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <poll.h>
@@ -142,6 +144,7 @@ class RxdropCase final : public Case {
       return xfp::errno_error("putting the socket into the XSKMAP");
     base_ = xsk_.stats();
     consumed_.store(0);
+    busy_ns_.store(0);
     worker_.start(env.rx_ns_fd, env.consumer_cpu, [this](const std::atomic<bool>& stop) {
       return reflect_ ? reflect_loop(stop) : drop_loop(stop);
     });
@@ -159,6 +162,7 @@ class RxdropCase final : public Case {
     c.drop_detail["rx_fill_ring_empty_descs"] = s.rx_fill_ring_empty_descs - base_.rx_fill_ring_empty_descs;
     c.dropped = drops_of(s) - drops_of(base_);
     c.consumer_cpu_ns = worker_.cpu_ns();
+    c.consumer_busy_ns = busy_ns_.load(std::memory_order_relaxed);
     return c;
   }
   std::string detail() const override { return detail_; }
@@ -188,6 +192,7 @@ class RxdropCase final : public Case {
         idle();
         continue;
       }
+      const uint64_t t0 = xfpbench::now_ns();
       // The fill ring has room for every buffer we hold: they came out of it.
       while (xsk_ring_prod__reserve(&xsk_.fq_, n, &idx_fq) != n) {
       }
@@ -203,6 +208,7 @@ class RxdropCase final : public Case {
       xsk_ring_cons__release(&xsk_.rx_, n);
       if (xsk_ring_prod__needs_wakeup(&xsk_.fq_)) recvfrom(xsk_.fd(), nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
       consumed_.fetch_add(n, std::memory_order_relaxed);
+      busy_ns_.fetch_add(xfpbench::now_ns() - t0, std::memory_order_relaxed);
     }
     sink_ = sink;
     return xfp::Ok{};
@@ -267,6 +273,7 @@ class RxdropCase final : public Case {
   Worker worker_;
   xdp_statistics base_{};
   std::atomic<uint64_t> consumed_{0};
+  std::atomic<uint64_t> busy_ns_{0};  // drop_loop: wall time of the batches that held frames
   volatile uint64_t sink_ = 0;
   std::string detail_;
 };

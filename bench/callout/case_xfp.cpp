@@ -32,7 +32,8 @@
 //              (punted frames the ring could not take) + the worker's
 //              deliver_failed (permitted but the injection ring was full) +
 //              the kernel's XFP_CNT_PUNT_FAIL (punt refused: no socket, no
-//              headroom for the metadata); by cause in drop_detail;
+//              headroom for the metadata) + XFP_CNT_OVERLOAD_BLOCK (the
+//              overload policy dropped the frame); by cause in drop_detail;
 //   consumer_cpu_ns = the CPU time of the runtime's own threads. They are
 //              not the harness's Worker threads (the runtime starts them
 //              itself, as in the daemon), so they are found by difference:
@@ -105,7 +106,11 @@ class XfpCalloutCase final : public Case {
     stop();
     const std::set<pid_t> before = thread_ids();
 
-    auto dp = xfp::Datapath::open();
+    xfp::DatapathOptions dopts;
+    auto carrier = xfp::punt_carrier_from_name(env.punt_carrier);
+    if (!carrier) return xfp::make_error(EINVAL, "unknown punt-header carrier '" + env.punt_carrier + "'");
+    dopts.carrier = *carrier;
+    auto dp = xfp::Datapath::open(dopts);
     if (!dp) return std::move(dp).error().context("opening the xfp datapath");
     dp_ = std::move(*dp);
 
@@ -164,13 +169,16 @@ class XfpCalloutCase final : public Case {
     }
     cpu_base_ = sum_thread_cpu();
     base_ = raw_counters();
+    carrier_ = xfp::punt_carrier_name(att.carrier);
 
     detail_ = fmt::format(
         "permit-all callout {} (batch classify), filter \"ethertype eq ipv4 -> callout-terminating\"; XDP {} via {}; "
-        "AF_XDP copy mode, ring {}, batch {}, worker {}; receive injection through xfpinj0; {} runtime thread(s) "
-        "measured",
-        kPermitKey, att.xdp_mode, att.xdp_loader, env.ring_size, env.batch, env.poll ? "poll()" : "spinning",
-        cpu_last_.size());
+        "punt header {} (carrier {}{}); AF_XDP copy mode, ring {}, batch {}, worker {}; receive injection through "
+        "xfpinj0; {} runtime thread(s) measured",
+        kPermitKey, att.xdp_mode, att.xdp_loader,
+        att.carrier == xfp::PuntCarrier::Metadata ? "in the XDP metadata area" : "in band in front of the frame",
+        carrier_, env.punt_carrier == "auto" ? ", chosen by the datapath" : ", asked for", env.ring_size, env.batch,
+        env.poll ? "poll()" : "spinning", cpu_last_.size());
     return xfp::Ok{};
   }
 
@@ -183,15 +191,19 @@ class XfpCalloutCase final : public Case {
     c.drop_detail["rx_ring_full"] = now.rx_ring_full - base_.rx_ring_full;
     c.drop_detail["deliver_failed"] = now.deliver_failed - base_.deliver_failed;
     c.drop_detail["punt_fail"] = now.punt_fail - base_.punt_fail;
+    c.drop_detail["overload_block"] = now.overload_block - base_.overload_block;
     for (const auto& [k, v] : c.drop_detail) c.dropped += v;
     // Not a drop of its own (such a frame is in rx_dropped), but worth seeing
     // with -v: the fill ring ran dry, i.e. the worker refilled too slowly.
     c.drop_detail["fill_ring_empty"] = now.fill_ring_empty - base_.fill_ring_empty;
+    // Nor this: frames whose header went in band under the metadata carrier.
+    c.drop_detail["punt_in_band"] = now.punt_in_band - base_.punt_in_band;
     c.consumer_cpu_ns = sum_thread_cpu() - cpu_base_;
     return c;
   }
 
   std::string detail() const override { return detail_; }
+  std::string punt_carrier() const override { return carrier_; }
 
   void stop() override {
     // The runtime first: it unbinds the sockets, joins the workers, removes
@@ -207,7 +219,7 @@ class XfpCalloutCase final : public Case {
  private:
   struct Raw {
     uint64_t frames = 0, deliver_failed = 0, rx_dropped = 0, rx_ring_full = 0, fill_ring_empty = 0,
-             punt_fail = 0;
+             punt_fail = 0, overload_block = 0, punt_in_band = 0;
   };
   Raw raw_counters() const {
     Raw r;
@@ -218,7 +230,10 @@ class XfpCalloutCase final : public Case {
       r.rx_ring_full += w.rx_ring_full;
       r.fill_ring_empty += w.fill_ring_empty;
     }
-    r.punt_fail = dp_->layer_counters(xfp::Layer::Inbound).c[XFP_CNT_PUNT_FAIL];
+    const auto lc = dp_->layer_counters(xfp::Layer::Inbound);
+    r.punt_fail = lc.c[XFP_CNT_PUNT_FAIL];
+    r.overload_block = lc.c[XFP_CNT_OVERLOAD_BLOCK];
+    r.punt_in_band = lc.c[XFP_CNT_PUNT_IN_BAND];
     return r;
   }
   // A thread that has ended keeps the last time read from it.
@@ -240,6 +255,7 @@ class XfpCalloutCase final : public Case {
   mutable std::map<pid_t, uint64_t> cpu_last_;
   uint64_t cpu_base_ = 0;
   std::string detail_;
+  std::string carrier_;
 };
 
 }  // namespace

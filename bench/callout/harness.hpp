@@ -48,6 +48,7 @@ struct CaseEnv {
   uint32_t ring_size = 2048;  // AF_XDP ring sizes
   uint32_t queue_num = 7;     // NFQUEUE queue number
   uint32_t queue_maxlen = 8192;
+  std::string punt_carrier = "auto";  // xfp-callout: DatapathOptions::carrier (auto, metadata, in-band)
 };
 
 // Cumulative counters of a case since start(). The harness takes deltas.
@@ -56,6 +57,10 @@ struct CaseCounters {
   uint64_t dropped = 0;        // frames lost on the way to the consumer (queue or ring full)
   std::map<std::string, uint64_t> drop_detail;  // the same, by cause (kernel's own names)
   uint64_t consumer_cpu_ns = 0;  // CPU time (user+sys) of the consumer thread(s)
+  // Time a spinning consumer spent on batches that held frames (wall clock
+  // around each batch; 0: not measured): its cost where an empty ring, not
+  // work, keeps it busy, i.e. where the generator sets the rate.
+  uint64_t consumer_busy_ns = 0;
   bool has_consumer = true;    // false: no user-space consumer (the stack baseline)
 };
 
@@ -73,6 +78,9 @@ class Case {
   virtual bool echoes_itself() const { return false; }
   virtual CaseCounters counters() const = 0;
   virtual std::string detail() const = 0;  // one line: what exactly ran
+  // xfp-callout: the punt header's carrier its XDP program was loaded with
+  // ("metadata", "in-band"); empty for the other cases.
+  virtual std::string punt_carrier() const { return {}; }
   virtual std::string failure() const { return {}; }  // set when the consumer died after start()
   // Stops the consumer and undoes everything start() did. Idempotent; the
   // destructor of every case calls it too.

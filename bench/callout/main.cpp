@@ -5,10 +5,13 @@
 //   rxdrop       bare AF_XDP: redirect to an XSK, recycle every buffer (the floor of an AF_XDP design)
 //   stack        no user space at all (the floor of the cases that end in the stack)
 //
-// Throughput: the kernel generator of bench/veth (XDP_TX under
-// BPF_PROG_TEST_RUN with live frames) floods the receiving veth with valid
+// Throughput: bench/veth's generator (the kernel one, XDP_TX under
+// BPF_PROG_TEST_RUN with live frames, or where the kernel refuses those,
+// AF_XDP transmit in copy mode) floods the receiving veth with valid
 // 64-byte IPv4/UDP frames to its own MAC and address; each case's consumer
-// counts what it got. CPU per frame two ways: the consumer thread's CPU time
+// counts what it got. A case that dropped nothing took all the generator
+// sent: its rate is then the generator's (a lower bound of its own), which
+// the report says, and its CPU per frame is what still compares. CPU per frame two ways: the consumer thread's CPU time
 // and the whole machine's non-idle time from /proc/stat, each over the frames
 // the consumer got. Latency (--latency): one UDP datagram at a time from the
 // sending namespace; the case's path brings it back (see harness.hpp).
@@ -63,13 +66,15 @@ using xfpbench::read_cpu_times;
 struct Snapshot {
   CaseCounters c;
   xfpbench::LinkStats link;
+  xfpbench::LinkStats tx;  // the sending veth (AF_XDP generator only)
   std::map<std::string, uint64_t> ethtool;  // the receiving veth's XDP counters
   CpuTimes cpu;
   uint64_t t = 0;
 };
 
-Snapshot snapshot(const Case& k, const Topology& topo) {
+Snapshot snapshot(const Case& k, const Topology& topo, bool tx_side) {
   Snapshot s;
+  if (tx_side) s.tx = topo.tx_stats().value_or(xfpbench::LinkStats{});
   s.c = k.counters();
   s.link = topo.rx_stats().value_or(xfpbench::LinkStats{});
   s.ethtool = topo.rx_ethtool();
@@ -81,6 +86,8 @@ Snapshot snapshot(const Case& k, const Topology& topo) {
 struct Sample {
   double rx_fps = 0, offered_fps = 0, drops = 0, drop_frac = 0;
   double consumer_ns = 0, machine_ns = 0, softirq_ns = 0, busy = 0, steal = 0;
+  double consumer_busy_ns = 0;  // 0: not measured (see CaseCounters)
+  double sent_fps = 0, tx_dropped = 0;  // AF_XDP generator: the sending veth's xmit took / refused
   std::map<std::string, uint64_t> drop_detail;
   std::map<std::string, uint64_t> veth_xdp;  // the receiving veth's XDP counters that moved
 };
@@ -108,8 +115,11 @@ Sample derive(const Snapshot& a, const Snapshot& b) {
     if (k.find("xdp") != std::string::npos && v != (a.ethtool.count(k) ? a.ethtool.at(k) : 0))
       s.veth_xdp["veth_" + k] = v - (a.ethtool.count(k) ? a.ethtool.at(k) : 0);
   const double tick_ns = 1e9 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  s.sent_fps = static_cast<double>((b.tx.tx_packets + b.tx.tx_dropped) - (a.tx.tx_packets + a.tx.tx_dropped)) / secs;
+  s.tx_dropped = static_cast<double>(b.tx.tx_dropped - a.tx.tx_dropped);
   if (got > 0) {
     s.consumer_ns = b.c.has_consumer ? static_cast<double>(b.c.consumer_cpu_ns - a.c.consumer_cpu_ns) / got : 0;
+    s.consumer_busy_ns = static_cast<double>(b.c.consumer_busy_ns - a.c.consumer_busy_ns) / got;
     s.machine_ns = static_cast<double>(b.cpu.busy() - a.cpu.busy()) * tick_ns / got;
     s.softirq_ns = static_cast<double>(b.cpu.softirq - a.cpu.softirq) * tick_ns / got;
   }
@@ -218,6 +228,7 @@ struct CaseResult {
   std::string key;
   std::unique_ptr<Case> impl;
   std::string detail, unavailable;
+  std::string impl_carrier;  // xfp-callout: the punt-header carrier it ran with
   std::vector<Sample> samples;
   LatencyResult latency;
   bool latency_done = false;
@@ -228,6 +239,25 @@ double med(const std::vector<Sample>& v, double Sample::*f) {
   std::vector<double> x;
   for (const auto& s : v) x.push_back(s.*f);
   return xfpbench::median_of(x);
+}
+
+// A case took all the generator sent when in no round 1 % of the frames
+// that reached the receiving veth were lost or not consumed, nor the veth's xmit refused 1 % of what
+// the AF_XDP generator sent: its rate is then the generator's (with the
+// receive softirq that shares its CPU), a lower bound of its own.
+bool took_all(const CaseResult& c) {
+  if (c.samples.empty()) return false;
+  for (const auto& s : c.samples)
+    if (s.drop_frac >= 0.01 || s.rx_fps < 0.99 * s.offered_fps || (s.sent_fps > 0 && s.tx_dropped >= 0.01 * s.sent_fps))
+      return false;
+  return true;
+}
+
+// A consumer's CPU per frame: where it took all and spins, the time of its
+// batches that held frames (its CPU time is the whole window there).
+double consumer_cost(const CaseResult& c) {
+  const double busy = med(c.samples, &Sample::consumer_busy_ns);
+  return took_all(c) && busy > 0 ? busy : med(c.samples, &Sample::consumer_ns);
 }
 
 std::unique_ptr<Case> make_case(const std::string& k) {
@@ -243,7 +273,8 @@ int run(int argc, char** argv) {
   bool latency = false, no_throughput = false, probe_spin = false, verbose = false;
   int lat_count = 10000, lat_warmup = 200, lat_timeout_ms = 200;
   std::vector<std::string> names = {"xfp-callout", "nfqueue", "rxdrop", "stack"};
-  std::string json_path;
+  std::string json_path, generator_arg = "auto";
+  uint32_t gen_ring = 2048;
   CaseEnv env;
 
   CLI::App app{
@@ -251,8 +282,11 @@ int run(int argc, char** argv) {
       "consumers on a veth pair between two namespaces made for the purpose (xfpb-PID-tx, xfpb-PID-rx;\n"
       "removed at exit, also on Ctrl-C): xfp's permit-all callout (punt, classify, receive-inject), NFQUEUE with\n"
       "libnetfilter_queue accepting everything in verdict batches, bare AF_XDP rxdrop, and the plain\n"
-      "stack. Traffic: bench/veth's kernel generator (XDP_TX live frames), 64-byte IPv4/UDP frames\n"
-      "198.18.0.1 -> 198.19.0.1 to the receiving veth's MAC. See bench/README.md. Needs root."};
+      "stack. Traffic: bench/veth's generator (the kernel's XDP_TX live frames, or AF_XDP transmit in copy\n"
+      "mode where the kernel refuses live frames: --generator), 64-byte IPv4/UDP frames 198.18.0.1 ->\n"
+      "198.19.0.1 to the receiving veth's MAC. A case that drops nothing took all the generator sent (marked\n"
+      "'*'): its rate is a lower bound, and the ratios against it are also given in consumer CPU per frame.\n"
+      "Prints the punt-header carrier xfp-callout ran with. See bench/README.md. Needs root."};
   app.add_option("-c,--cases", names, "cases: xfp-callout, nfqueue, rxdrop, stack")
       ->delimiter(',')
       ->check(CLI::IsMember({"xfp-callout", "nfqueue", "rxdrop", "stack"}))
@@ -263,7 +297,18 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--chunk", chunk, "frames per generator call (ended early by a signal when a window ends)")->check(CLI::Range(64, 1 << 26))->capture_default_str();
-  app.add_option("--gen-batch", gen_batch, "generator batch size (BPF_F_TEST_XDP_LIVE_FRAMES)")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--gen-batch", gen_batch, "generator batch size (BPF_F_TEST_XDP_LIVE_FRAMES; AF_XDP: descriptors per kick)")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--generator", generator_arg, xfpbench::kGeneratorHelp)
+      ->check(CLI::IsMember({"auto", "kernel", "afxdp"}))
+      ->capture_default_str();
+  app.add_option("--gen-ring", gen_ring, "AF_XDP generator: TX and completion ring size (power of 2, >= 64)")
+      ->capture_default_str();
+  app.add_option("--punt-carrier", env.punt_carrier,
+                 "xfp-callout: where the punt header travels: metadata (the XDP metadata area), in-band (in front of "
+                 "the frame), auto (the datapath's choice: metadata where the kernel lets XDP programs call "
+                 "bpf_xdp_adjust_meta)")
+      ->check(CLI::IsMember({"auto", "metadata", "in-band"}))
+      ->capture_default_str();
   app.add_option("--gen-cpu", gen_cpu, "pin the generator thread (-1: no)")->capture_default_str();
   app.add_option("--consumer-cpu", env.consumer_cpu, "pin consumer threads (-1: no)")->capture_default_str();
   app.add_option("--batch", env.batch, "consumer batch: NFQUEUE verdict batch, AF_XDP ring batch")->check(CLI::Range(1, 4096))->capture_default_str();
@@ -281,8 +326,8 @@ int run(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "print each window's drop counters and the receiving veth's XDP counters");
   app.add_option("--json", json_path, "also write the results as JSON to this file ('-' = stdout, the table goes to stderr)");
   CLI11_PARSE(app, argc, argv);
-  if (env.ring_size < 64 || (env.ring_size & (env.ring_size - 1))) {
-    fprintf(stderr, "xfp-bench-callout: --ring must be a power of 2 >= 64\n");
+  if (env.ring_size < 64 || (env.ring_size & (env.ring_size - 1)) || gen_ring < 64 || (gen_ring & (gen_ring - 1))) {
+    fprintf(stderr, "xfp-bench-callout: --ring and --gen-ring must be powers of 2 >= 64\n");
     return 1;
   }
 
@@ -360,6 +405,7 @@ int run(int argc, char** argv) {
   fs.src = Topology::kTxMac;
   const std::vector<uint8_t> frame = xfpbench::build_frame(fs);  // IPv4/UDP 198.18.0.1:9 -> 198.19.0.1:9
   bool failed = false;
+  xfpbench::GeneratorChoice gen_choice;
 
   if (!no_throughput) {
     // The sending veth needs XDP set up for XDP_TX to leave through it
@@ -375,9 +421,22 @@ int run(int argc, char** argv) {
               st ? strerror(-pass_rc) : st.error().message.c_str());
       return 1;
     }
-    fprintf(out, "  throughput: %zu-byte IPv4/UDP frames to UDP port %u (no socket); generator %s, batch %d; "
-                 "%d round(s) x (%.1f s warm-up + %.1f s) per case\n\n",
-            frame.size(), xfpbc::kSinkPort, "unlimited", gen_batch, rounds, warmup, seconds);
+    int probe_err = 0;
+    gen_choice = xfpbench::choose_generator(*xfpbench::generator_from_name(generator_arg), topo->tx_ns_fd(),
+                                            bpf_program__fd(gen_skel->progs.xfpb_gen_tx), topo->tx_ifindex(), frame,
+                                            &probe_err);
+    if (probe_err) {
+      fprintf(stderr, "xfp-bench-callout: generator: %s\n", gen_choice.reason.c_str());
+      return 1;
+    }
+    fprintf(out, "  generator: %s: %s\n", xfpbench::generator_name(gen_choice.kind), gen_choice.reason.c_str());
+    fprintf(out, "  throughput: %zu-byte IPv4/UDP frames to UDP port %u (no socket); generator %s, unlimited, "
+                 "%s %d%s; %d round(s) x (%.1f s warm-up + %.1f s) per case\n\n",
+            frame.size(), xfpbc::kSinkPort,
+            gen_choice.kind == xfpbench::GeneratorKind::AfXdp ? "AF_XDP transmit (copy mode)" : "kernel live frames",
+            gen_choice.kind == xfpbench::GeneratorKind::AfXdp ? "descriptors per kick" : "batch", gen_batch,
+            gen_choice.kind == xfpbench::GeneratorKind::AfXdp ? fmt::format(", ring {}", gen_ring).c_str() : "",
+            rounds, warmup, seconds);
     env.mode = Mode::Throughput;
     for (int r = 0; r < rounds && !g_stop.load() && !failed; ++r) {
       for (size_t k = 0; k < cases.size() && !g_stop.load(); ++k) {
@@ -392,13 +451,17 @@ int run(int argc, char** argv) {
           continue;
         }
         c.detail = c.impl->detail();
+        c.impl_carrier = c.impl->punt_carrier();
         Generator gen;
-        gen.start({.ns_fd = topo->tx_ns_fd(), .prog_fd = bpf_program__fd(gen_skel->progs.xfpb_gen_tx),
-                   .ifindex = topo->tx_ifindex(), .frame = frame, .chunk = chunk, .batch = gen_batch, .cpu = gen_cpu});
+        const bool afxdp = gen_choice.kind == xfpbench::GeneratorKind::AfXdp;
+        gen.start({.kind = gen_choice.kind, .ns_fd = topo->tx_ns_fd(), .ifindex = topo->tx_ifindex(),
+                   .ifname = Topology::kTxDev, .frame = frame, .cpu = gen_cpu,
+                   .prog_fd = bpf_program__fd(gen_skel->progs.xfpb_gen_tx), .chunk = chunk, .batch = gen_batch,
+                   .ring = gen_ring});
         xfpbc::sleep_for(warmup);
-        const Snapshot a = snapshot(*c.impl, *topo);
+        const Snapshot a = snapshot(*c.impl, *topo, afxdp);
         xfpbc::sleep_for(seconds);
-        const Snapshot b = snapshot(*c.impl, *topo);
+        const Snapshot b = snapshot(*c.impl, *topo, afxdp);
         gen.stop();
         const std::string why = c.impl->failure();
         c.impl->stop();
@@ -417,10 +480,14 @@ int run(int argc, char** argv) {
         Sample s = derive(a, b);
         c.samples.push_back(s);
         fprintf(out, "round %d  %-11s %8.3f Mpps consumed of %8.3f offered, drops %5.1f%%, consumer %7s ns/frame, "
-                     "machine %7.1f ns/frame (softirq %6.1f), busy %3.0f%%, steal %2.0f%%\n",
+                     "machine %7.1f ns/frame (softirq %6.1f), busy %3.0f%%, steal %2.0f%%",
                 r + 1, c.key.c_str(), s.rx_fps / 1e6, s.offered_fps / 1e6, 100 * s.drop_frac,
                 c.key == "stack" ? "-" : fmt::format("{:.1f}", s.consumer_ns).c_str(), s.machine_ns, s.softirq_ns,
                 100 * s.busy, 100 * s.steal);
+        if (s.consumer_busy_ns > 0) fprintf(out, ", consumer busy %.1f ns/frame", s.consumer_busy_ns);
+        if (afxdp)
+          fprintf(out, ", sent %.3f Mpps (veth refused %.0f)", s.sent_fps / 1e6, s.tx_dropped);
+        fprintf(out, "\n");
         if (verbose) {
           std::string d;
           for (const auto& m : {s.drop_detail, s.veth_xdp})
@@ -456,6 +523,7 @@ int run(int argc, char** argv) {
         continue;
       }
       if (c.detail.empty()) c.detail = c.impl->detail();
+      if (c.impl_carrier.empty()) c.impl_carrier = c.impl->punt_carrier();
       LatencyResult lr;
       auto st = xfpbench::run_in_netns(topo->tx_ns_fd(), [&] {
         lr = probe(lat_count, lat_warmup, lat_timeout_ms, probe_spin, probe_cpu);
@@ -485,8 +553,8 @@ int run(int argc, char** argv) {
   // ---- report ----------------------------------------------------------------------------------
   nlohmann::json jcases = nlohmann::json::array();
   if (!no_throughput) {
-    fprintf(out, "\n%-12s %10s %10s %8s %13s %13s %12s %9s\n", "case", "Mpps", "offered", "drops", "consumer ns/f",
-            "machine ns/f", "softirq ns/f", "busy");
+    fprintf(out, "\n%-12s %10s %10s %8s %13s %13s %12s %9s %13s\n", "case", "Mpps", "offered", "drops", "consumer ns/f",
+            "machine ns/f", "softirq ns/f", "busy", "c. busy ns/f");
   }
   for (const auto& c : cases) {
     nlohmann::json j = {{"case", c.key}, {"detail", c.detail}};
@@ -498,21 +566,28 @@ int run(int argc, char** argv) {
       } else {
         const auto& v = c.samples;
         const bool consumer = c.key != "stack";
-        fprintf(out, "%-12s %10.3f %10.3f %7.1f%% %13s %13.1f %12.1f %8.0f%%\n", c.key.c_str(), med(v, &Sample::rx_fps) / 1e6,
-                med(v, &Sample::offered_fps) / 1e6, 100 * med(v, &Sample::drop_frac),
+        const double cbusy = med(v, &Sample::consumer_busy_ns);
+        fprintf(out, "%-12s %9.3f%s %10.3f %7.1f%% %13s %13.1f %12.1f %8.0f%% %13s\n", c.key.c_str(),
+                med(v, &Sample::rx_fps) / 1e6, took_all(c) ? "*" : " ", med(v, &Sample::offered_fps) / 1e6,
+                100 * med(v, &Sample::drop_frac),
                 consumer ? fmt::format("{:.1f}", med(v, &Sample::consumer_ns)).c_str() : "-", med(v, &Sample::machine_ns),
-                med(v, &Sample::softirq_ns), 100 * med(v, &Sample::busy));
+                med(v, &Sample::softirq_ns), 100 * med(v, &Sample::busy),
+                cbusy > 0 ? fmt::format("{:.1f}", cbusy).c_str() : "-");
         nlohmann::json rounds_j = nlohmann::json::array();
         for (const auto& s : v)
           rounds_j.push_back({{"fps", s.rx_fps}, {"offered_fps", s.offered_fps}, {"drops", s.drops},
                               {"drop_detail", s.drop_detail}, {"veth_xdp", s.veth_xdp}, {"consumer_cpu_ns_per_frame", s.consumer_ns},
                               {"machine_cpu_ns_per_frame", s.machine_ns}, {"softirq_ns_per_frame", s.softirq_ns},
-                              {"machine_busy", s.busy}, {"steal", s.steal}});
+                              {"machine_busy", s.busy}, {"steal", s.steal},
+                              {"consumer_busy_ns_per_frame", s.consumer_busy_ns}, {"sent_fps", s.sent_fps},
+                              {"tx_dropped", s.tx_dropped}});
         j["throughput"] = {{"fps_median", med(v, &Sample::rx_fps)},
                            {"offered_fps_median", med(v, &Sample::offered_fps)},
                            {"drop_fraction_median", med(v, &Sample::drop_frac)},
                            {"consumer_cpu_ns_per_frame_median", consumer ? med(v, &Sample::consumer_ns) : 0.0},
                            {"machine_cpu_ns_per_frame_median", med(v, &Sample::machine_ns)},
+                           {"consumer_busy_ns_per_frame_median", cbusy},
+                           {"took_all_offered", took_all(c)},
                            {"rounds", rounds_j}};
       }
     }
@@ -524,15 +599,19 @@ int run(int argc, char** argv) {
     } else if (latency) {
       j["latency_unavailable"] = c.latency_unavailable.empty() ? "not run" : c.latency_unavailable;
     }
+    if (c.impl_carrier.size()) j["punt_carrier"] = c.impl_carrier;
     jcases.push_back(j);
   }
   if (!no_throughput)
     fprintf(out, "(Mpps = frames the consumer got per second; offered = frames that reached the receiving veth; drops = "
                  "lost before the consumer (queue/ring full) over offered; consumer ns/f = the consumer thread's CPU "
                  "time per frame; machine ns/f = /proc/stat user+nice+system+irq+softirq of all CPUs per frame, "
-                 "generator included)\n");
+                 "generator included; c. busy ns/f = a spinning consumer's time in batches that held frames; * = took "
+                 "all the generator sent (no drops): the rate is the generator's, a lower bound of the case's)\n");
   for (const auto& c : cases)
     if (!c.detail.empty()) fprintf(out, "  %-11s %s\n", c.key.c_str(), c.detail.c_str());
+  for (const auto& c : cases)
+    if (!c.impl_carrier.empty()) fprintf(out, "  %-11s punt-header carrier: %s\n", c.key.c_str(), c.impl_carrier.c_str());
 
   // Ratios against the xfp callout, once it is measured.
   auto find = [&](const std::string& k) -> const CaseResult* {
@@ -549,8 +628,13 @@ int run(int argc, char** argv) {
     if (!x->samples.empty() && !p->samples.empty()) {
       const double fr = med(x->samples, &Sample::rx_fps) / med(p->samples, &Sample::rx_fps);
       const double cr = med(x->samples, &Sample::machine_ns) / med(p->samples, &Sample::machine_ns);
-      fprintf(out, "ratio  %-14s frames/s %.2fx   machine CPU per frame %.2fx\n", key.c_str(), fr, cr);
-      jratios[key] = {{"fps", fr}, {"machine_cpu_per_frame", cr}};
+      const double pc = consumer_cost(*p), xc = consumer_cost(*x);
+      const double ccr = pc > 0 ? xc / pc : 0;
+      fprintf(out, "ratio  %-14s frames/s %.2fx%s   machine CPU per frame %.2fx   consumer CPU per frame %.2fx (%.1f / %.1f ns)\n",
+              key.c_str(), fr, took_all(*p) ? fmt::format(" (at most: {} took all the generator sent)", peer).c_str() : "",
+              cr, ccr, xc, pc);
+      jratios[key] = {{"fps", fr}, {"machine_cpu_per_frame", cr}, {"consumer_cpu_per_frame", ccr},
+                      {"peer_took_all_offered", took_all(*p)}, {"fps_is_upper_bound", took_all(*p)}};
     }
     if (x->latency_done && p->latency_done) {
       const double r50 = pct(x->latency.rtt_us, 50) / pct(p->latency.rtt_us, 50);
@@ -567,6 +651,8 @@ int run(int argc, char** argv) {
                         {"command", command},
                         {"method",
                          {{"seconds", seconds}, {"warmup_s", warmup}, {"rounds", rounds}, {"frame_bytes", frame.size()},
+                          {"generator", no_throughput ? "none" : xfpbench::generator_name(gen_choice.kind)},
+                          {"generator_reason", gen_choice.reason}, {"punt_carrier_asked", env.punt_carrier},
                           {"generator_batch", gen_batch}, {"consumer_batch", env.batch},
                           {"ring", env.ring_size}, {"queue_maxlen", env.queue_maxlen}, {"poll", env.poll},
                           {"nfqueue_spin", env.spin}, {"latency_count", lat_count}, {"probe_spin", probe_spin}}},

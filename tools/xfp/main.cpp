@@ -132,6 +132,14 @@ Exit status: 0 success, 1 error (from the daemon, or it cannot be reached),
                      "Counted as overload_permit / overload_block, never dropped silently")
       ->check(CLI::IsMember({"fail-action", "fail-open", "fail-closed"}))
       ->capture_default_str();
+  daemon->add_option("--punt-carrier", dopts.punt_carrier,
+                     "how a frame punted to a callout carries xfp's 32-byte header to the worker: metadata = "
+                     "the XDP metadata area (bpf_xdp_adjust_meta); in-band = pushed in front of the frame "
+                     "(bpf_xdp_adjust_head) and stripped by the worker; auto = metadata where the kernel lets "
+                     "XDP programs use it, in band elsewhere (the daemon logs its probe at start). Under metadata a "
+                     "frame whose room the driver refuses still goes in band. status: PUNT-CARRIER")
+      ->check(CLI::IsMember({"auto", "metadata", "in-band"}))
+      ->capture_default_str();
   daemon->add_option("--max-flows", dopts.max_flows,
                      "flows the daemon tracks at most (about 134 bytes each with one context); beyond it the "
                      "least recently seen flow is evicted and its callouts' flow_delete run")
